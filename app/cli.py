@@ -1,0 +1,127 @@
+"""Command line: `python -m app.cli db create | seed | run`.
+
+`run` is a small supervisor: it starts the API (and, once they exist, the worker and the
+scheduler) as child processes and stops them all cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from types import FrameType
+
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.core.config import Settings, get_settings
+
+# Seed steps register here as modules gain them (admin user, demo user and funding).
+SeedStep = Callable[[Settings], Awaitable[str]]
+SEED_STEPS: list[SeedStep] = []
+
+
+async def create_database(settings: Settings) -> bool:
+    """Create the configured database if it is missing; True when it was created."""
+    url = make_url(str(settings.DATABASE_URL))
+    name = url.database or ""
+    # CREATE DATABASE cannot run in a transaction: connect to the maintenance db in autocommit.
+    engine = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            exists = await connection.scalar(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            )
+            if exists:
+                return False
+            # Identifiers cannot be bound parameters; let Postgres quote it.
+            quoted = await connection.scalar(text("SELECT quote_ident(:name)"), {"name": name})
+            await connection.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    finally:
+        await engine.dispose()
+
+
+async def seed(settings: Settings) -> list[str]:
+    """Run every seed step; each is idempotent and reports what it did."""
+    return [await step(settings) for step in SEED_STEPS]
+
+
+def _children_commands(settings: Settings) -> list[list[str]]:
+    api = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        settings.HOST,
+        "--port",
+        str(settings.PORT),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        str(settings.GRACEFUL_SHUTDOWN_SECONDS),
+    ]
+    return [api]
+
+
+def run(settings: Settings) -> int:
+    """Start every process of the service and stop them all on Ctrl-C / SIGTERM."""
+    # The commands are built from sys.executable and validated settings, never user input.
+    # Own process groups: a terminal's Ctrl-C reaches only us, and we stop each child once.
+    children = [
+        subprocess.Popen(command, process_group=0)  # noqa: S603
+        for command in _children_commands(settings)
+    ]
+
+    stop_requested = False
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    # If any child exits on its own, stop the others: a half-running service is worse.
+    codes = []
+    for child in children:
+        code = child.wait()
+        # uvicorn re-raises the SIGTERM it handled, so a clean stop reads as "killed by 15".
+        clean_stop = stop_requested and code == -signal.SIGTERM
+        forward(signal.SIGTERM, None)
+        codes.append(0 if clean_stop else 128 - code if code < 0 else code)
+    return max(codes, default=0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m app.cli`."""
+    parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    db = commands.add_parser("db", help="database administration")
+    db.add_subparsers(dest="db_command", required=True).add_parser(
+        "create", help="create the database named in DATABASE_URL if it is missing"
+    )
+    commands.add_parser("seed", help="idempotent seed: admin, and a demo user outside production")
+    commands.add_parser("run", help="run the API (and workers) until Ctrl-C")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    if args.command == "db":
+        created = asyncio.run(create_database(settings))
+        print("database created" if created else "database already exists")
+        return 0
+    if args.command == "seed":
+        for line in asyncio.run(seed(settings)):
+            print(line)
+        print(f"seed complete ({len(SEED_STEPS)} steps)")
+        return 0
+    return run(settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Cross-cutting infrastructure shared by every domain module; imports no domain module."""

@@ -1,0 +1,142 @@
+"""Application settings: 12-factor, read from the environment (and .env), validated at start-up."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    PostgresDsn,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Development defaults that must never reach production: start-up refuses them there.
+DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 - refused in prod
+KNOWN_WEAK_SECRETS = frozenset(
+    {DEV_SECRET_KEY, "changeme", "change-me", "secret", "password", "development"}
+)
+
+
+class Environment(enum.StrEnum):
+    """Where the process runs; production turns on the strict checks."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `LOG_FORMAT=` in a .env means "use the default"
+        extra="ignore",
+        frozen=True,
+    )
+
+    ENVIRONMENT: Environment = Environment.DEVELOPMENT
+    DEBUG: bool = False
+    PROJECT_NAME: str = "fastapi-ledger"
+    RELEASE: str = "dev"
+
+    SECRET_KEY: SecretStr = Field(default=SecretStr(DEV_SECRET_KEY), min_length=32)
+
+    DATABASE_URL: PostgresDsn = PostgresDsn(
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/fastapi_ledger"
+    )
+    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=5, ge=0, le=200)
+    DB_POOL_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
+    DB_STATEMENT_TIMEOUT_MS: int = Field(default=15_000, ge=0)
+    DB_ECHO: bool = False
+
+    REDIS_URL: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
+    REDIS_MAX_CONNECTIONS: int = Field(default=50, ge=1)
+    REDIS_SOCKET_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
+
+    HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0, le=30)
+
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    LOG_FORMAT: Literal["json", "console"] | None = None
+
+    CORS_ORIGINS: Annotated[list[str], NoDecode] = []
+    PROBLEM_TYPE_PREFIX: str = "urn:fastapi-ledger:error:"
+
+    HOST: str = "127.0.0.1"
+    PORT: int = Field(default=8000, ge=1, le=65535)
+    GRACEFUL_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)
+
+    FIRST_ADMIN_EMAIL: str = "admin@example.com"
+    FIRST_ADMIN_PASSWORD: SecretStr = SecretStr("change-me-admin-password")
+
+    @field_validator("CORS_ORIGINS", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept a comma-separated string as well as a list."""
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _require_asyncpg(cls, value: PostgresDsn) -> PostgresDsn:
+        """The data layer is async: the URL must name the asyncpg driver."""
+        if value.scheme != "postgresql+asyncpg":
+            raise ValueError("must start with postgresql+asyncpg:// (the async driver)")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        """Production never starts with a development secret or debug on."""
+        if self.ENVIRONMENT is not Environment.PRODUCTION:
+            return self
+        problems = []
+        if self.SECRET_KEY.get_secret_value() in KNOWN_WEAK_SECRETS:
+            problems.append("SECRET_KEY is a default or known-weak value")
+        if self.FIRST_ADMIN_PASSWORD.get_secret_value() == "change-me-admin-password":
+            problems.append("FIRST_ADMIN_PASSWORD is the default value")
+        if self.DEBUG:
+            problems.append("DEBUG must be false")
+        if "*" in self.CORS_ORIGINS:
+            problems.append("CORS_ORIGINS must not contain '*'")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    @property
+    def log_format(self) -> Literal["json", "console"]:
+        """JSON in production and test, readable console in development, unless set."""
+        if self.LOG_FORMAT is not None:
+            return self.LOG_FORMAT
+        return "console" if self.ENVIRONMENT is Environment.DEVELOPMENT else "json"
+
+
+class ConfigError(SystemExit):
+    """Start-up stops with one readable message naming each bad variable."""
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """Turn pydantic's error list into one line per variable, never echoing a value."""
+    lines = ["Invalid configuration:"]
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "settings"
+        lines.append(f"  {name}: {item['msg']}")
+    return "\n".join(lines)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Load and cache the settings; exit with a clear message when they are invalid."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None

@@ -1,0 +1,240 @@
+"""Errors are values with codes: one base class, one renderer, one shape everywhere.
+
+Every error leaves the service as `{"error", "detail", "request_id", ...}`, which is also an
+RFC 9457 problem document (`type`, `title`, `status`; `application/problem+json`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.config import get_settings
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Codes for errors raised by the framework itself rather than by an AppError.
+_FRAMEWORK_CODES: Mapping[int, str] = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+_GENERIC_CODE = "http_error"
+
+_registry: dict[str, type[AppError]] = {}
+
+
+class FieldError(BaseModel):
+    """One failed constraint of a validated request."""
+
+    field: str = Field(description="Dotted location: body.email, query.limit, path.id …")
+    message: str
+    type: str = Field(description="Machine-readable reason, e.g. missing, string_too_short.")
+
+
+class Problem(BaseModel):
+    """The one error body of the API (RFC 9457 problem details + a stable code)."""
+
+    type: str = Field(description="URI reference naming the problem type.")
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(description="HTTP status code of this response.")
+    error: str = Field(description="Stable snake_case code for programs to branch on.")
+    detail: str = Field(description="Human-readable explanation of this occurrence.")
+    # Absent rather than null when unset: SkipJsonSchema keeps `null` out of the contract.
+    request_id: str | SkipJsonSchema[None] = Field(
+        default=None, description="Correlates with the X-Request-ID header and the logs."
+    )
+    fields: list[FieldError] | SkipJsonSchema[None] = Field(
+        default=None, description="Each failed constraint (validation errors only)."
+    )
+
+
+class AppError(Exception):
+    """Base of every expected error; subclasses set a stable `code` and HTTP `status_code`."""
+
+    code: ClassVar[str] = "internal_error"
+    status_code: ClassVar[int] = 500
+    default_detail: ClassVar[str] = "An unexpected error occurred."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        fields: Sequence[FieldError] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.headers = dict(headers or {})
+        self.fields = list(fields) if fields is not None else None
+        super().__init__(self.detail)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        existing = _registry.get(cls.code)
+        if existing is not None and existing.status_code != cls.status_code:
+            raise TypeError(f"error code {cls.code!r} already used with another status")
+        _registry.setdefault(cls.code, cls)
+
+
+class NotFoundError(AppError):
+    """The resource does not exist, or belongs to someone else (never confirm which)."""
+
+    code = "not_found"
+    status_code = 404
+    default_detail = "The requested resource was not found."
+
+
+class ValidationFailedError(AppError):
+    """Input passed the schema but broke a rule; carries `fields` like schema failures."""
+
+    code = "validation_error"
+    status_code = 422
+    default_detail = "The request is not valid."
+
+
+class RateLimitedError(AppError):
+    """Too many requests; the rate limiter adds Retry-After and X-RateLimit-* headers."""
+
+    code = "rate_limited"
+    status_code = 429
+    default_detail = "Too many requests. Retry after the time given in Retry-After."
+
+
+class ServiceUnavailableError(AppError):
+    """A dependency (database, Redis) is unreachable, or the process is draining."""
+
+    code = "service_unavailable"
+    status_code = 503
+    default_detail = "The service is temporarily unavailable."
+
+
+def all_error_codes() -> list[str]:
+    """Every code the API can answer with: the framework's and each AppError subclass's."""
+    return sorted(set(_FRAMEWORK_CODES.values()) | {_GENERIC_CODE} | set(_registry))
+
+
+def problem_response(
+    *,
+    status_code: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    fields: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """Render one error in the project's shape."""
+    body = Problem(
+        type=f"{get_settings().PROBLEM_TYPE_PREFIX}{code}",
+        title=HTTPStatus(status_code).phrase,
+        status=status_code,
+        error=code,
+        detail=detail,
+        request_id=request_id,
+        fields=list(fields) if fields is not None else None,
+    )
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers["X-Request-ID"] = request_id
+    return JSONResponse(
+        body.model_dump(exclude_none=True),
+        status_code=status_code,
+        headers=response_headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def internal_error_response(request_id: str | None) -> JSONResponse:
+    """The 500 answer: a fixed message, never the exception text, a traceback or SQL."""
+    return problem_response(
+        status_code=500,
+        code="internal_error",
+        detail="An unexpected error occurred. Quote the request id when reporting it.",
+        request_id=request_id,
+    )
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id the request-context middleware gave this request."""
+    value = request.scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
+async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
+    return problem_response(
+        status_code=exc.status_code,
+        code=exc.code,
+        detail=exc.detail,
+        request_id=request_id_of(request),
+        fields=exc.fields,
+        headers=exc.headers,
+    )
+
+
+def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    # The input value is deliberately left out: it may be a password or a card number.
+    return [
+        FieldError(
+            field=".".join(str(part) for part in error.get("loc", ())) or "request",
+            message=str(error.get("msg", "invalid")),
+            type=str(error.get("type", "value_error")),
+        )
+        for error in errors
+    ]
+
+
+async def _handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = _field_errors(exc.errors())
+    return problem_response(
+        status_code=422,
+        code="validation_error",
+        detail="The request is not valid: see `fields`.",
+        request_id=request_id_of(request),
+        fields=fields,
+    )
+
+
+async def _handle_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status_code = exc.status_code
+    code = _FRAMEWORK_CODES.get(status_code, _GENERIC_CODE)
+    phrase = HTTPStatus(status_code).phrase
+    # Starlette's default detail is just the status phrase; say something more useful.
+    detail = exc.detail if exc.detail and exc.detail != phrase else _default_detail(status_code)
+    return problem_response(
+        status_code=status_code,
+        code=code,
+        detail=detail,
+        request_id=request_id_of(request),
+        headers=exc.headers,
+    )
+
+
+def _default_detail(status_code: int) -> str:
+    if status_code == 404:
+        return "No resource at this path."
+    if status_code == 405:
+        return "This method is not allowed on this path; see the Allow header."
+    return HTTPStatus(status_code).description or HTTPStatus(status_code).phrase
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; unhandled exceptions are caught by the request-context middleware."""
+    app.exception_handler(AppError)(_handle_app_error)
+    app.exception_handler(RequestValidationError)(_handle_validation_error)
+    app.exception_handler(StarletteHTTPException)(_handle_http_exception)

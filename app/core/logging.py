@@ -1,0 +1,183 @@
+"""Structured logging: structlog for our code and the stdlib (uvicorn, SQLAlchemy) alike.
+
+Every line goes through one processor chain, so the request id bound by the request-context
+middleware and the redaction of secrets apply to uvicorn's lines too.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[REDACTED]"
+
+# Keys whose values are secrets, wherever they appear (event dict, nested mappings, headers).
+_SENSITIVE_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|authorization|cookie|api[_-]?key|"
+    r"card|(?:^|[_-])pan(?:$|[_-])|cvv|cvc|iban|signature|credential",
+    re.IGNORECASE,
+)
+# Values that are secrets whatever their key: bearer credentials and JWT-shaped strings.
+_BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# 13 to 19 digits, optionally grouped by spaces or dashes: a payment card number.
+_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
+_MAX_DEPTH = 6
+
+
+def _luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _mask_card(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return REDACTED if _luhn_valid(digits) else match.group(0)
+
+
+def redact_text(text: str) -> str:
+    """Mask bearer credentials, JWTs and card numbers inside free text."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _JWT.sub(REDACTED, text)
+    return _CARD.sub(_mask_card, text)
+
+
+def is_sensitive_key(key: str) -> bool:
+    """True when a field of that name must never be logged in clear."""
+    return bool(_SENSITIVE_KEY.search(key))
+
+
+def _redact(value: Any, depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        return value
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and is_sensitive_key(k) else _redact(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(item, depth + 1) for item in value]
+    return value
+
+
+def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Structlog processor: redact secrets by key name and by value pattern."""
+    for key, value in list(event_dict.items()):
+        if is_sensitive_key(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact(value)
+    return event_dict
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Write to whatever `sys.stderr` is at emit time (test capture swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        """The current standard error."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # uvicorn duplicates every message with ANSI colours in this extra field.
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def configure_logging(*, level: str, fmt: str) -> None:
+    """Route structlog and the stdlib through one chain; JSON or console rendering."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_color_message,
+        redact_processor,
+    ]
+    renderer: Processor
+    if fmt == "json":
+        # format_exc_info turns exc_info into a "exception" string field for the JSON line.
+        final: list[Processor] = [structlog.processors.format_exc_info]
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        final = []
+        renderer = structlog.dev.ConsoleRenderer()
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *final,
+            # Exception text can carry secrets too: redact after it is rendered.
+            _redact_exception_field,
+            renderer,
+        ],
+    )
+    config: MutableMapping[str, Any] = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structlog": {"()": lambda: formatter}},
+        "handlers": {
+            "default": {"()": StderrHandler, "formatter": "structlog"},
+        },
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            # uvicorn's own handlers are replaced: its lines flow through ours.
+            "uvicorn": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True},
+            # The request-context middleware writes the access log, with the route template.
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
+            "sqlalchemy.engine": {"level": "WARNING"},
+        },
+    }
+    logging.config.dictConfig(dict(config))
+
+
+def _redact_exception_field(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    exception = event_dict.get("exception")
+    if isinstance(exception, str):
+        event_dict["exception"] = redact_text(exception)
+    return event_dict
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named after its module."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

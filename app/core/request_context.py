@@ -1,0 +1,85 @@
+"""Request context middleware: request id, access log, and the last-resort 500.
+
+It is a pure ASGI middleware (no BaseHTTPMiddleware) so it adds little latency and does not
+break streaming or background tasks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import internal_error_response
+from app.core.logging import get_logger
+
+REQUEST_ID_HEADER = "x-request-id"
+# An incoming id is reused only when it is short and harmless in logs and headers.
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
+
+_access_log = get_logger("app.access")
+_error_log = get_logger("app.error")
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            return candidate if _SANE_REQUEST_ID.match(candidate) else None
+    return None
+
+
+class RequestContextMiddleware:
+    """Give every request an id, log one access line, and turn a crash into a clean 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI connection; non-HTTP scopes pass straight through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status_code = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status_code, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                headers = MutableHeaders(scope=message)
+                if REQUEST_ID_HEADER not in headers:
+                    headers.append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_with_request_id)
+            except Exception:
+                _error_log.exception(
+                    "unhandled_exception", method=scope["method"], path=scope["path"]
+                )
+                if response_started:
+                    raise  # Too late for a clean answer: let the server drop the connection.
+                status_code = 500
+                await internal_error_response(request_id)(scope, receive, send)
+            finally:
+                route = scope.get("route")
+                _access_log.info(
+                    "request",
+                    method=scope["method"],
+                    route=getattr(route, "path", None),
+                    path=scope["path"],
+                    status=status_code,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    client=(scope.get("client") or (None,))[0],
+                )

@@ -1,0 +1,1 @@
+"""Liveness and readiness probes (outside /api/v1, used by orchestrators and the proxy)."""

@@ -1,0 +1,74 @@
+"""The ASGI application: create_app() wires routers, middleware, handlers and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_session_factory
+from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging, get_logger
+from app.core.openapi import install_openapi
+from app.core.redis import create_redis
+from app.core.request_context import RequestContextMiddleware
+from app.health.router import router as health_router
+
+API_PREFIX = "/api/v1"
+
+logger = get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application; `settings` defaults to the environment's."""
+    settings = settings or get_settings()
+    configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Pools are created here, not at import, so tests and workers control their lifetime.
+        app.state.engine = create_engine(settings)
+        app.state.session_factory = create_session_factory(app.state.engine)
+        app.state.redis = create_redis(settings)
+        logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await app.state.engine.dispose()
+            logger.info("shutdown_complete")
+
+    app = FastAPI(
+        title="fastapi-ledger",
+        version=__version__,
+        summary="A wallet / payments ledger: double-entry, idempotent, observable.",
+        debug=settings.DEBUG,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    install_openapi(app)
+
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        )
+    # Added last, so it is the outermost user middleware: every response gets a request id.
+    app.add_middleware(RequestContextMiddleware)
+
+    api = APIRouter(prefix=API_PREFIX)
+    app.include_router(api)
+    app.include_router(health_router)
+    return app
+
+
+app = create_app()
