@@ -1,0 +1,100 @@
+"""Test set-up shared by every layer: a throw-away database built by the real migrations.
+
+The environment is set here, before any `app` import, so `get_settings()` sees the test
+database everywhere (the app, Alembic's env.py and the CLI alike).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+# The suite uses the server named by DATABASE_URL (if set) but never its database: it creates
+# and drops its own, connecting to the `postgres` maintenance database to do so.
+_BASE_URL = make_url(
+    os.environ.get("DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+).set(database="postgres")
+TEST_DATABASE_NAME = f"ledger_test_{uuid.uuid4().hex[:10]}"
+TEST_DATABASE_URL = _BASE_URL.set(database=TEST_DATABASE_NAME).render_as_string(hide_password=False)
+# Redis database 15 keeps test keys away from anything else on a shared server.
+_REDIS_SERVER = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
+TEST_REDIS_URL = f"{_REDIS_SERVER}/15"
+
+os.environ.update(
+    {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": TEST_DATABASE_URL,
+        "REDIS_URL": TEST_REDIS_URL,
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+    }
+)
+
+
+def admin_execute(statement: str) -> None:
+    """Run one statement on the maintenance database, outside any transaction."""
+    asyncio.run(_admin_execute(statement))
+
+
+async def _admin_execute(statement: str) -> None:
+    engine = create_async_engine(_BASE_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+def alembic_config() -> Config:
+    """Alembic pointed at the test database, without reconfiguring the app's logging."""
+    config = Config("alembic.ini")
+    config.attributes["database_url"] = TEST_DATABASE_URL
+    config.attributes["configure_logger"] = False
+    return config
+
+
+@pytest.fixture(scope="session")
+def migrated_database() -> Iterator[str]:
+    """Create the test database, build the schema with `alembic upgrade head`, drop it after."""
+    admin_execute(f'CREATE DATABASE "{TEST_DATABASE_NAME}"')
+    try:
+        command.upgrade(alembic_config(), "head")
+        yield TEST_DATABASE_URL
+    finally:
+        admin_execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE_NAME}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Each test sees settings from the environment as it is (monkeypatch may change it)."""
+    from app.core.config import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+LogReader = Callable[[], list[dict[str, object]]]
+
+
+@pytest.fixture
+def log_lines(capsys: pytest.CaptureFixture[str]) -> LogReader:
+    """Configure JSON logging onto the captured stderr; return a reader of the parsed lines."""
+    from app.core.logging import configure_logging
+
+    configure_logging(level="INFO", fmt="json")
+
+    def read() -> list[dict[str, object]]:
+        lines = capsys.readouterr().err.splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    return read

@@ -1,0 +1,103 @@
+"""End-to-end helpers: real server processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_SECONDS = 30.0
+
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running process serving the API at `base_url`."""
+
+    process: subprocess.Popen[str]
+    base_url: str
+
+    def stop(self, timeout: float = 20.0) -> tuple[int, str]:
+        """SIGTERM, wait, and return the exit code and everything it logged.
+
+        uvicorn re-raises the SIGTERM it handled once shutdown is complete, so a clean stop
+        exits "killed by signal 15" (-15 here, 143 in a shell).
+        """
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            _, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
+            self.process.kill()
+            _, err = self.process.communicate()
+            pytest.fail(f"server did not stop within {timeout}s:\n{err}")
+        return self.process.returncode, err
+
+
+def start_server(command: Sequence[str], port: int, env: dict[str, str] | None = None) -> Server:
+    """Start `command` and wait until /health/live answers (or fail with its output)."""
+    process = subprocess.Popen(  # noqa: S603 - a fixed command built by the tests
+        list(command),
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            _, err = process.communicate()
+            pytest.fail(f"server exited early ({process.returncode}):\n{err}")
+        try:
+            if httpx.get(f"{server.base_url}/health/live", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    code, err = server.stop()
+    pytest.fail(f"server not live after {STARTUP_TIMEOUT_SECONDS}s ({code}):\n{err}")
+
+
+def uvicorn_command(port: int) -> list[str]:
+    """How the image runs the API: one uvicorn process, our access log instead of uvicorn's."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
+
+
+@pytest.fixture
+def server(migrated_database: str) -> Iterator[Server]:
+    """A real uvicorn process on the migrated test database."""
+    port = free_port()
+    running = start_server(uvicorn_command(port), port)
+    yield running
+    running.stop()

@@ -1,0 +1,159 @@
+"""Every kind of error leaves the API in one shape: the project's code + an RFC 9457 problem."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, FastAPI
+from httpx import ASGITransport, AsyncClient, Response
+from pydantic import BaseModel, Field
+
+from app.core.errors import FieldError, NotFoundError, ValidationFailedError
+from app.main import create_app
+from tests.conftest import LogReader
+
+SECRET_IN_EXCEPTION = "password=hunter2 SELECT * FROM users"
+
+
+class ItemCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=10)
+    amount: int = Field(gt=0)
+
+
+probe = APIRouter(prefix="/probe")
+
+
+@probe.post("/items", status_code=201)
+async def create_item(item: ItemCreate) -> ItemCreate:
+    return item
+
+
+@probe.get("/boom")
+async def boom() -> None:
+    raise RuntimeError(SECRET_IN_EXCEPTION)
+
+
+@probe.get("/missing")
+async def missing() -> None:
+    raise NotFoundError
+
+
+@probe.get("/rule")
+async def rule() -> None:
+    raise ValidationFailedError(
+        "Amount too large.", fields=[FieldError(field="body.amount", message="too big", type="x")]
+    )
+
+
+@pytest.fixture(scope="module")
+async def probe_app(migrated_database: str) -> AsyncIterator[FastAPI]:
+    app = create_app()
+    app.include_router(probe)
+    async with LifespanManager(app):
+        yield app
+
+
+@pytest.fixture
+async def http(probe_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    transport = ASGITransport(app=probe_app, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def assert_problem(response: Response, status: int, code: str) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, object] = response.json()
+    assert body["error"] == code
+    assert body["status"] == status
+    assert body["type"] == f"urn:fastapi-ledger:error:{code}"
+    assert isinstance(body["title"], str)
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_unknown_route_is_404_not_found(http: AsyncClient) -> None:
+    assert_problem(await http.get("/api/v1/nothing-here"), 404, "not_found")
+
+
+async def test_wrong_method_is_405_with_allow_header(http: AsyncClient) -> None:
+    response = await http.delete("/probe/items")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "POST"
+
+
+async def test_schema_validation_is_422_with_fields(http: AsyncClient) -> None:
+    response = await http.post("/probe/items", json={"name": "", "amount": -5})
+    body = assert_problem(response, 422, "validation_error")
+    assert body["fields"] == [
+        {
+            "field": "body.name",
+            "message": "String should have at least 1 character",
+            "type": "string_too_short",
+        },
+        {
+            "field": "body.amount",
+            "message": "Input should be greater than 0",
+            "type": "greater_than",
+        },
+    ]
+
+
+async def test_validation_error_never_echoes_the_input(http: AsyncClient) -> None:
+    response = await http.post("/probe/items", json={"name": "x" * 50, "amount": "4111 1111"})
+    assert_problem(response, 422, "validation_error")
+    assert "4111" not in response.text
+    assert "xxxxxxxxxxx" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"name": "a", "amount": ', "application/json"),
+        (b"\xff\xfe\x00garbage", "application/json"),
+        (b"[1, 2, 3]", "application/json"),
+        (b"null", "application/json"),
+        (b"name=a&amount=1", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_malformed_bodies_are_422_never_500(
+    http: AsyncClient, content: bytes, content_type: str
+) -> None:
+    response = await http.post(
+        "/probe/items", content=content, headers={"content-type": content_type}
+    )
+    assert_problem(response, 422, "validation_error")
+
+
+async def test_app_error_renders_its_code_and_status(http: AsyncClient) -> None:
+    body = assert_problem(await http.get("/probe/missing"), 404, "not_found")
+    assert body["detail"] == "The requested resource was not found."
+
+
+async def test_domain_validation_error_carries_fields(http: AsyncClient) -> None:
+    body = assert_problem(await http.get("/probe/rule"), 422, "validation_error")
+    assert body["fields"] == [{"field": "body.amount", "message": "too big", "type": "x"}]
+
+
+async def test_unhandled_exception_is_a_bare_500_and_is_logged_once(
+    http: AsyncClient, log_lines: LogReader
+) -> None:
+    response = await http.get("/probe/boom")
+    body = assert_problem(response, 500, "internal_error")
+    assert set(body) == {"type", "title", "status", "error", "detail", "request_id"}
+    for leak in ("hunter2", "SELECT", "RuntimeError", "Traceback", "boom"):
+        assert leak not in response.text
+
+    lines = log_lines()
+    errors = [line for line in lines if line["event"] == "unhandled_exception"]
+    assert len(errors) == 1
+    assert errors[0]["request_id"] == body["request_id"]
+    assert errors[0]["level"] == "error"
+    assert "Traceback" in str(errors[0]["exception"])
+    assert "hunter2" in str(errors[0]["exception"])  # the log keeps what the client must not see
+    access = [line for line in lines if line["event"] == "request"]
+    assert access[-1]["status"] == 500

@@ -1,0 +1,107 @@
+"""One transaction per request, committed before the response is sent (CONVENTIONS, ADR 0009)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, FastAPI
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.db import SessionDep
+from app.main import create_app
+
+events: list[str] = []
+probe = APIRouter(prefix="/probe")
+
+
+@probe.post("/write", status_code=201)
+async def write(session: SessionDep) -> dict[str, int]:
+    value = await session.scalar(text("SELECT 1"))
+    events.append("endpoint returned")
+    return {"value": int(value or 0)}
+
+
+@probe.post("/fail-after-write", status_code=201)
+async def fail_after_write(session: SessionDep) -> None:
+    await session.execute(text("SELECT 1"))
+    raise RuntimeError("boom after a write")
+
+
+class RecordResponseStart:
+    """Outermost ASGI wrapper: notes when the response headers leave the app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                events.append(f"response started {message['status']}")
+            await send(message)
+
+        await self.app(scope, receive, recording_send)
+
+
+@pytest.fixture(scope="module")
+async def probe_app(migrated_database: str) -> AsyncIterator[FastAPI]:
+    app = create_app()
+    app.include_router(probe)
+    async with LifespanManager(app):
+        yield app
+
+
+@pytest.fixture
+async def http(probe_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    events.clear()
+    transport = ASGITransport(app=RecordResponseStart(probe_app), raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def on_commit(probe_app: FastAPI) -> Iterator[list[Callable[[], None]]]:
+    """Hooks run by the engine each time a connection really COMMITs."""
+    hooks: list[Callable[[], None]] = []
+
+    def run_hooks(_: Connection) -> None:
+        events.append("commit")
+        for hook in hooks:
+            hook()
+
+    engine = probe_app.state.engine.sync_engine
+    event.listen(engine, "commit", run_hooks)
+    yield hooks
+    event.remove(engine, "commit", run_hooks)
+
+
+@pytest.mark.usefixtures("on_commit")
+async def test_commit_happens_before_the_response_is_sent(http: AsyncClient) -> None:
+    response = await http.post("/probe/write")
+    assert response.status_code == 201
+    assert events == ["endpoint returned", "commit", "response started 201"]
+
+
+async def test_a_failing_commit_answers_500_not_201(
+    http: AsyncClient, on_commit: list[Callable[[], None]]
+) -> None:
+    def fail() -> None:
+        raise OperationalError("COMMIT", {}, Exception("connection lost during commit"))
+
+    on_commit.append(fail)
+    response = await http.post("/probe/write")
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "COMMIT" not in response.text
+    assert events == ["endpoint returned", "commit", "response started 500"]
+
+
+@pytest.mark.usefixtures("on_commit")
+async def test_an_endpoint_error_rolls_back_and_never_commits(http: AsyncClient) -> None:
+    response = await http.post("/probe/fail-after-write")
+    assert response.status_code == 500
+    assert events == ["response started 500"]

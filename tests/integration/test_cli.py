@@ -1,0 +1,49 @@
+"""`python -m app.cli`: `db create` is idempotent and never touches an existing database."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import make_url
+
+from app import cli
+from app.core.config import Settings
+from tests.conftest import TEST_DATABASE_URL, admin_execute
+
+
+@pytest.fixture
+def new_database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name = f"ledger_cli_{uuid.uuid4().hex[:8]}"
+    url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield name
+    admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_db_create_creates_once_then_reports_it_exists(
+    new_database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["db", "create"]) == 0
+    assert capsys.readouterr().out == "database created\n"
+    assert cli.main(["db", "create"]) == 0
+    assert capsys.readouterr().out == "database already exists\n"
+
+
+def test_seed_runs_every_registered_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def step(settings: Settings) -> str:
+        return f"seeded for {settings.ENVIRONMENT.value}"
+
+    monkeypatch.setattr(cli, "SEED_STEPS", [step, step])
+    assert cli.main(["seed"]) == 0
+    assert capsys.readouterr().out == "seeded for test\nseeded for test\nseed complete (2 steps)\n"
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["explode"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""Settings are validated at start-up with one clear message; production refuses unsafe values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dotenv import dotenv_values
+
+from app.core.config import (
+    DEV_SECRET_KEY,
+    ConfigError,
+    Environment,
+    Settings,
+    get_settings,
+)
+
+STRONG_SECRET = "k" * 48
+STRONG_ADMIN_PASSWORD = "a-long-unique-admin-passphrase"
+
+
+def production(**overrides: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": STRONG_SECRET,
+        "FIRST_ADMIN_PASSWORD": STRONG_ADMIN_PASSWORD,
+    }
+    values.update(overrides)
+    return values
+
+
+def test_production_with_strong_values_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in production().items():
+        monkeypatch.setenv(key, str(value))
+    settings = get_settings()
+    assert settings.ENVIRONMENT is Environment.PRODUCTION
+    assert settings.log_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY is a default or known-weak value"),
+        ({"FIRST_ADMIN_PASSWORD": "change-me-admin-password"}, "FIRST_ADMIN_PASSWORD"),
+        ({"DEBUG": "true"}, "DEBUG must be false"),
+        ({"CORS_ORIGINS": "https://a.example,*"}, "CORS_ORIGINS must not contain '*'"),
+    ],
+)
+def test_production_refuses_unsafe_values(
+    monkeypatch: pytest.MonkeyPatch, override: dict[str, str], message: str
+) -> None:
+    for key, value in production(**override).items():
+        monkeypatch.setenv(key, str(value))
+    with pytest.raises(ConfigError) as raised:
+        get_settings()
+    text = str(raised.value.code)
+    assert text.startswith("Invalid configuration:")
+    assert "refusing to start in production" in text
+    assert message in text
+
+
+def test_development_accepts_the_dev_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "development")
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    settings = get_settings()
+    assert settings.SECRET_KEY.get_secret_value() == DEV_SECRET_KEY
+    assert settings.log_format == "console"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("SECRET_KEY", "too-short", "SECRET_KEY: Value should have at least 32 items"),
+        ("DATABASE_URL", "postgresql://u@h/db", "DATABASE_URL: Value error, must start with"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL:"),
+        ("DB_POOL_SIZE", "0", "DB_POOL_SIZE: Input should be greater than or equal to 1"),
+        ("ENVIRONMENT", "staging", "ENVIRONMENT: Input should be"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL: Input should be"),
+    ],
+)
+def test_invalid_values_name_the_variable_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        get_settings()
+    text = str(raised.value.code)
+    assert expected in text
+    assert value not in text.replace(expected, "")
+    assert raised.value.code != 0
+
+
+def test_cors_origins_accept_a_comma_separated_list() -> None:
+    settings = Settings(CORS_ORIGINS=" https://a.example , https://b.example,")  # type: ignore[arg-type]
+    assert settings.CORS_ORIGINS == ["https://a.example", "https://b.example"]
+
+
+def test_secrets_do_not_leak_through_repr() -> None:
+    settings = Settings(SECRET_KEY=STRONG_SECRET)  # type: ignore[arg-type]
+    assert STRONG_SECRET not in repr(settings)
+    assert STRONG_SECRET not in str(settings.model_dump())
+
+
+def test_env_example_lists_every_setting_with_its_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name, raising=False)
+    path = Path(__file__).resolve().parents[3] / ".env.example"
+    values = dotenv_values(path)
+    assert set(values) == set(Settings.model_fields)
+    # The example, loaded as it is, gives exactly the defaults.
+    example = Settings(_env_file=path)
+    assert example.model_dump() == Settings(_env_file=None).model_dump()

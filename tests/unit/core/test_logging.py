@@ -1,0 +1,85 @@
+"""Logs are JSON lines through one pipeline, and secrets never reach them in clear."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from app.core.logging import REDACTED, configure_logging, get_logger, redact_text
+from tests.conftest import LogReader
+
+VISA_TEST_CARD = "4111 1111 1111 1111"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+
+def test_secrets_are_redacted_by_key_name_at_any_depth(log_lines: LogReader) -> None:
+    get_logger("test").info(
+        "login_attempt",
+        email="ada@example.com",
+        password="hunter2-hunter2",
+        refresh_token="opaque-refresh-value",
+        headers={"Authorization": "Bearer abc.def", "Accept": "application/json"},
+        payload={"card": {"number": VISA_TEST_CARD}, "cvv": "123", "amount": 500},
+    )
+    (line,) = [entry for entry in log_lines() if entry["event"] == "login_attempt"]
+    assert line["email"] == "ada@example.com"
+    assert line["password"] == REDACTED
+    assert line["refresh_token"] == REDACTED
+    assert line["headers"] == {"Authorization": REDACTED, "Accept": "application/json"}
+    assert line["payload"] == {"card": REDACTED, "cvv": REDACTED, "amount": 500}
+
+
+def test_secrets_are_redacted_by_value_shape(log_lines: LogReader) -> None:
+    get_logger("test").info(
+        "free_text",
+        note=f"header was Bearer {JWT} and card {VISA_TEST_CARD}",
+        order_number="1234 5678 9012 3456",  # 16 digits, fails the Luhn check: not a card
+    )
+    (line,) = [entry for entry in log_lines() if entry["event"] == "free_text"]
+    assert line["note"] == f"header was Bearer {REDACTED} and card {REDACTED}"
+    assert line["order_number"] == "1234 5678 9012 3456"
+
+
+def test_stdlib_loggers_share_the_pipeline_and_are_redacted(log_lines: LogReader) -> None:
+    logging.getLogger("uvicorn.error").warning("client sent Authorization: Bearer %s", JWT)
+    (line,) = [entry for entry in log_lines() if entry["logger"] == "uvicorn.error"]
+    assert line["level"] == "warning"
+    assert line["event"] == f"client sent Authorization: Bearer {REDACTED}"
+    assert JWT not in str(line)
+
+
+def test_exception_text_is_redacted(log_lines: LogReader) -> None:
+    try:
+        raise ValueError(f"bad token {JWT}")
+    except ValueError:
+        get_logger("test").exception("failed")
+    (line,) = [entry for entry in log_lines() if entry["event"] == "failed"]
+    assert "Traceback" in str(line["exception"])
+    assert JWT not in str(line["exception"])
+
+
+def test_uvicorn_access_log_is_silenced_in_favour_of_ours(log_lines: LogReader) -> None:
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET / HTTP/1.1" 200')
+    assert log_lines() == []
+
+
+def test_console_format_renders_readable_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="INFO", fmt="console")
+    get_logger("test").info("hello", password="hunter2-hunter2")
+    err = capsys.readouterr().err
+    assert "hello" in err
+    assert "hunter2" not in err
+    assert not err.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Basic dXNlcjpwYXNz", f"Basic {REDACTED}"),
+        ("card 5555-5555-5555-4444 used", f"card {REDACTED} used"),
+        ("id 12345", "id 12345"),
+    ],
+)
+def test_redact_text(text: str, expected: str) -> None:
+    assert redact_text(text) == expected

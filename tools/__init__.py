@@ -1,0 +1,1 @@
+"""Developer tooling run by `make check` (never imported by the application)."""
