@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient, Response
 from pydantic import BaseModel, Field
 
-from app.core.errors import FieldError, NotFoundError, ValidationFailedError
+from app.core.errors import FieldError, NotFoundError, RateLimitedError, ValidationFailedError
 from app.main import create_app
 from tests.conftest import LogReader
 
@@ -45,6 +45,11 @@ async def rule() -> None:
     raise ValidationFailedError(
         "Amount too large.", fields=[FieldError(field="body.amount", message="too big", type="x")]
     )
+
+
+@probe.get("/limited")
+async def limited() -> None:
+    raise RateLimitedError(headers={"Retry-After": "7", "X-RateLimit-Limit": "100"})
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +162,31 @@ async def test_unhandled_exception_is_a_bare_500_and_is_logged_once(
     assert "hunter2" in str(errors[0]["exception"])  # the log keeps what the client must not see
     access = [line for line in lines if line["event"] == "request"]
     assert access[-1]["status"] == 500
+
+
+async def test_rate_limited_is_429_with_its_headers(http: AsyncClient) -> None:
+    response = await http.get("/probe/limited")
+    assert_problem(response, 429, "rate_limited")
+    assert response.headers["retry-after"] == "7"
+    assert response.headers["x-ratelimit-limit"] == "100"
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("GET", "/%"),
+        ("GET", "/health/live/../../etc/passwd"),
+        ("GET", "/api/v1/" + "a" * 5000),
+        ("GET", "/health/%00"),
+        ("POST", "/health/live"),
+        ("TRACE", "/health/ready"),
+        ("GET", "/probe/items?amount=%ff%fe"),
+    ],
+)
+async def test_odd_requests_get_a_problem_never_a_500(
+    http: AsyncClient, method: str, url: str
+) -> None:
+    response = await http.request(method, url)
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == response.status_code
