@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp
 
 from app.main import create_app
+
+
+@asynccontextmanager
+async def started_app(*routers: APIRouter) -> AsyncIterator[FastAPI]:
+    """A fresh app (settings from the environment as it is now), with extra test routes."""
+    application = create_app()
+    for router in routers:
+        application.include_router(router)
+    async with LifespanManager(application):
+        yield application
+
+
+@asynccontextmanager
+async def http_client(asgi: ASGIApp) -> AsyncIterator[AsyncClient]:
+    """An in-process HTTP client; app exceptions become responses, as behind a real server."""
+    transport = ASGITransport(app=asgi, raise_app_exceptions=False)
+    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
 
 
 @pytest.fixture(scope="session")
 async def app(migrated_database: str) -> AsyncIterator[FastAPI]:
     """One application for the session, started and stopped through its real lifespan."""
-    application = create_app()
-    async with LifespanManager(application):
+    async with started_app() as application:
         yield application
 
 
@@ -55,7 +74,6 @@ async def session(db_connection: AsyncConnection) -> AsyncIterator[AsyncSession]
 
 @pytest.fixture
 async def client(app: FastAPI, db_connection: AsyncConnection) -> AsyncIterator[AsyncClient]:
-    """An HTTP client calling the app in-process; app exceptions become responses, as in prod."""
-    transport = ASGITransport(app=app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+    """An HTTP client on the session's app, inside the test's rolled-back transaction."""
+    async with http_client(app) as http:
         yield http

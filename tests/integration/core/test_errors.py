@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
-from httpx import ASGITransport, AsyncClient, Response
+from httpx import AsyncClient, Response
 from pydantic import BaseModel, Field
 
 from app.core.errors import FieldError, NotFoundError, RateLimitedError, ValidationFailedError
-from app.main import create_app
 from tests.conftest import LogReader
+from tests.integration.conftest import http_client, started_app
 
 SECRET_IN_EXCEPTION = "password=hunter2 SELECT * FROM users"
 
@@ -54,16 +53,13 @@ async def limited() -> None:
 
 @pytest.fixture(scope="module")
 async def probe_app(migrated_database: str) -> AsyncIterator[FastAPI]:
-    app = create_app()
-    app.include_router(probe)
-    async with LifespanManager(app):
+    async with started_app(probe) as app:
         yield app
 
 
 @pytest.fixture
 async def http(probe_app: FastAPI) -> AsyncIterator[AsyncClient]:
-    transport = ASGITransport(app=probe_app, raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with http_client(probe_app) as client:
         yield client
 
 

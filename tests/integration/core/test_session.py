@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.db import SessionDep
-from app.main import create_app
+from tests.integration.conftest import http_client, started_app
 
 events: list[str] = []
 probe = APIRouter(prefix="/probe")
@@ -49,17 +48,14 @@ class RecordResponseStart:
 
 @pytest.fixture(scope="module")
 async def probe_app(migrated_database: str) -> AsyncIterator[FastAPI]:
-    app = create_app()
-    app.include_router(probe)
-    async with LifespanManager(app):
+    async with started_app(probe) as app:
         yield app
 
 
 @pytest.fixture
 async def http(probe_app: FastAPI) -> AsyncIterator[AsyncClient]:
     events.clear()
-    transport = ASGITransport(app=RecordResponseStart(probe_app), raise_app_exceptions=False)
-    async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with http_client(RecordResponseStart(probe_app)) as client:
         yield client
 
 

@@ -6,10 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-from asgi_lifespan import LifespanManager
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 
-from app.main import create_app
+from tests.integration.conftest import http_client, started_app
 
 # Nothing listens on port 1 here: connections are refused at once.
 UNREACHABLE_DB = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
@@ -18,11 +17,8 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 @asynccontextmanager
 async def client_for_fresh_app() -> AsyncIterator[AsyncClient]:
-    app = create_app()
-    async with LifespanManager(app):
-        transport = ASGITransport(app=app, raise_app_exceptions=False)
-        async with AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield client
+    async with started_app() as app, http_client(app) as client:
+        yield client
 
 
 async def test_live_is_200(client: AsyncClient) -> None:
