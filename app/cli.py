@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from types import FrameType
 
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from app.auth import service as auth_service
 from app.core.config import Settings, get_settings
+from app.core.db import create_engine, create_session_factory
 
-# Seed steps register here as modules gain them (admin user, demo user and funding).
-SeedStep = Callable[[Settings], Awaitable[str]]
-SEED_STEPS: list[SeedStep] = []
+# Each step is idempotent and says what it did. Order matters: the admin first.
+SeedStep = Callable[[AsyncSession], Awaitable[str]]
+SEED_STEPS: list[SeedStep] = [auth_service.seed_admin, auth_service.seed_demo_user]
 
 
 async def create_database(settings: Settings) -> bool:
@@ -46,8 +48,13 @@ async def create_database(settings: Settings) -> bool:
 
 
 async def seed(settings: Settings) -> list[str]:
-    """Run every seed step; each is idempotent and reports what it did."""
-    return [await step(settings) for step in SEED_STEPS]
+    """Run every seed step in one transaction: all of it lands, or none."""
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session, session.begin():
+            return [await step(session) for step in SEED_STEPS]
+    finally:
+        await engine.dispose()
 
 
 def _children_commands(settings: Settings) -> list[list[str]]:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
@@ -17,6 +18,7 @@ from app.core.openapi import install_openapi
 from app.core.redis import create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.health.router import router as health_router
+from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
 
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)
+    api.include_router(auth_router)
+    api.include_router(users_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

@@ -36,6 +36,10 @@ os.environ.update(
         "REDIS_URL": TEST_REDIS_URL,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "INFO",
+        # Cheap Argon2id for speed; tests/integration/auth checks the production defaults too.
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "ARGON2_PARALLELISM": "1",
     }
 )
 

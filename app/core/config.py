@@ -50,6 +50,18 @@ class Settings(BaseSettings):
 
     SECRET_KEY: SecretStr = Field(default=SecretStr(DEV_SECRET_KEY), min_length=32)
 
+    JWT_ISSUER: str = "fastapi-ledger"
+    JWT_AUDIENCE: str = "fastapi-ledger-api"
+    ACCESS_TOKEN_TTL_SECONDS: int = Field(default=900, ge=60, le=3600)
+    REFRESH_TOKEN_TTL_SECONDS: int = Field(default=14 * 24 * 3600, ge=3600)
+    REFRESH_REUSE_GRACE_SECONDS: int = Field(default=5, ge=0, le=60)
+    JWT_LEEWAY_SECONDS: int = Field(default=10, ge=0, le=60)
+
+    ARGON2_TIME_COST: int = Field(default=3, ge=1, le=10)
+    ARGON2_MEMORY_KIB: int = Field(default=65536, ge=1024, le=1_048_576)
+    ARGON2_PARALLELISM: int = Field(default=4, ge=1, le=16)
+    PASSWORD_HASH_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+
     DATABASE_URL: PostgresDsn = PostgresDsn(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/fastapi_ledger"
     )
@@ -77,6 +89,8 @@ class Settings(BaseSettings):
 
     FIRST_ADMIN_EMAIL: str = "admin@example.com"
     FIRST_ADMIN_PASSWORD: SecretStr = SecretStr("change-me-admin-password")
+    DEMO_USER_EMAIL: str = "demo@example.com"
+    DEMO_USER_PASSWORD: SecretStr = SecretStr("demo-password-2026")
 
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod

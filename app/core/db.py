@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import MetaData, text
+from sqlalchemy import DateTime, MetaData, func, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.config import Settings
+from app.core.errors import AppError
 
 # Explicit constraint names: migrations stay reviewable and `alembic check` stays stable.
 NAMING_CONVENTION = {
@@ -32,6 +34,15 @@ class Base(DeclarativeBase):
     """Declarative base of every model; its MetaData carries the naming convention."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampMixin:
+    """`created_at` / `updated_at`, set by the database clock (UTC, timezone-aware)."""
+
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -79,11 +90,21 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Declared with `scope="function"` (see SessionDep): FastAPI then runs the commit before it
     sends the response, so a failed commit becomes a 500 instead of a 2xx for lost work.
-    Services may flush(); only this function commits.
+    Services may flush(); only this function commits. An AppError rolls back, unless it is
+    marked `commit_effects` (a business outcome whose effects must persist).
     """
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with factory() as session, session.begin():
-        yield session
+    async with factory() as session:
+        outcome: AppError | None = None
+        async with session.begin():
+            try:
+                yield session
+            except AppError as error:
+                if not error.commit_effects:
+                    raise  # rolls back
+                outcome = error  # leaving the block normally commits the effects
+        if outcome is not None:
+            raise outcome
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

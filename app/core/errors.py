@@ -72,6 +72,9 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     status_code: ClassVar[int] = 500
     default_detail: ClassVar[str] = "An unexpected error occurred."
+    # A business outcome whose effects must persist (a revoked token family, a stored
+    # idempotent response): the request's transaction commits before the error is answered.
+    commit_effects: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -87,6 +90,8 @@ class AppError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return  # an intermediate base (e.g. "every 401"): only concrete codes register
         existing = _registry.get(cls.code)
         if existing is not None and existing.status_code != cls.status_code:
             raise TypeError(f"error code {cls.code!r} already used with another status")

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import make_url
 
 from app import cli
-from app.core.config import Settings
 from tests.conftest import TEST_DATABASE_URL, admin_execute
 
 
@@ -31,15 +30,24 @@ def test_db_create_creates_once_then_reports_it_exists(
     assert capsys.readouterr().out == "database already exists\n"
 
 
-def test_seed_runs_every_registered_step(
+@pytest.mark.usefixtures("migrated_database")
+def test_seed_is_idempotent_and_creates_the_admin_and_the_demo_user(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async def step(settings: Settings) -> str:
-        return f"seeded for {settings.ENVIRONMENT.value}"
-
-    monkeypatch.setattr(cli, "SEED_STEPS", [step, step])
+    monkeypatch.setenv("FIRST_ADMIN_EMAIL", "Seed.Admin@Example.com")
+    monkeypatch.setenv("DEMO_USER_EMAIL", "seed.demo@example.com")
     assert cli.main(["seed"]) == 0
-    assert capsys.readouterr().out == "seeded for test\nseeded for test\nseed complete (2 steps)\n"
+    assert capsys.readouterr().out == (
+        "admin seed.admin@example.com created\n"
+        "demo user seed.demo@example.com created\n"
+        "seed complete (2 steps)\n"
+    )
+    assert cli.main(["seed"]) == 0
+    assert capsys.readouterr().out == (
+        "admin seed.admin@example.com already exists\n"
+        "demo user seed.demo@example.com already exists\n"
+        "seed complete (2 steps)\n"
+    )
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -94,6 +94,12 @@ def test_each_operation_means_the_same(contract: dict[str, Any], generated: dict
         assert _semantic(generated, operation) == _semantic(contract, ours[key]), key
 
 
+def test_same_security_schemes(contract: dict[str, Any], generated: dict[str, Any]) -> None:
+    assert _resolve(generated["components"].get("securitySchemes"), generated) == _resolve(
+        contract["components"].get("securitySchemes"), contract
+    )
+
+
 def test_every_error_code_is_listed(contract: dict[str, Any]) -> None:
     listed = contract["components"]["schemas"]["Problem"]["properties"]["error"]["enum"]
     assert sorted(listed) == all_error_codes()

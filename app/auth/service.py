@@ -1,0 +1,223 @@
+"""Use cases of authentication. Never commits: the request's transaction does.
+
+Refresh tokens rotate: each use marks the presented token used and issues a child in the same
+family. A used token presented again means it was copied — the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth import repository
+from app.auth.errors import (
+    InvalidCredentialsError,
+    InvalidTokenError,
+    RefreshTokenReusedError,
+    TokenExpiredError,
+)
+from app.auth.models import RefreshToken
+from app.auth.schemas import PASSWORD_MAX_LENGTH, TokenPair, UserCreate, password_problems
+from app.core.config import Environment, get_settings
+from app.core.errors import FieldError, ValidationFailedError
+from app.core.logging import get_logger
+from app.core.security import (
+    TokenExpiredError as JwtExpired,
+)
+from app.core.security import (
+    TokenInvalidError as JwtInvalid,
+)
+from app.core.security import (
+    create_access_token,
+    decode_access_token,
+    get_password_hasher,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from app.users import service as users_service
+from app.users.schemas import Principal, UserRead
+
+logger = get_logger(__name__)
+
+
+async def register(session: AsyncSession, *, data: UserCreate) -> UserRead:
+    """Create a user account with an Argon2id hash of its password."""
+    password_hash = await get_password_hasher(get_settings()).hash(data.password)
+    return await users_service.create_user(
+        session, email=data.email, password_hash=password_hash, full_name=data.full_name
+    )
+
+
+async def login(session: AsyncSession, *, email: str, password: str) -> TokenPair:
+    """Check the password and open a new token family; one answer for every failure."""
+    settings = get_settings()
+    hasher = get_password_hasher(settings)
+    if len(password) > PASSWORD_MAX_LENGTH or len(email) > 320:
+        raise InvalidCredentialsError
+    credentials = await users_service.get_credentials(session, email=email)
+    if credentials is None:
+        # Same work as a real check, so response time does not reveal unknown emails.
+        await hasher.verify_dummy(password)
+        raise InvalidCredentialsError
+    valid, upgraded_hash = await hasher.verify(password, credentials.password_hash)
+    if not valid or not credentials.is_active:
+        raise InvalidCredentialsError
+    if upgraded_hash is not None:  # parameters were raised since this hash was made
+        await users_service.set_password_hash(
+            session, user_id=credentials.id, password_hash=upgraded_hash, changed_at=None
+        )
+    logger.info("login_succeeded", user_id=str(credentials.id))
+    return await _issue_tokens(session, user_id=credentials.id, family_id=uuid.uuid4(), parent=None)
+
+
+async def refresh(session: AsyncSession, *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token; a rotated token presented again revokes its whole family."""
+    settings = get_settings()
+    now = datetime.now(UTC)
+    stored = await repository.get_for_update(session, hash_refresh_token(refresh_token))
+    if stored is None or stored.revoked_at is not None:
+        raise InvalidTokenError
+    if stored.used_at is not None:
+        if now - stored.used_at <= timedelta(seconds=settings.REFRESH_REUSE_GRACE_SECONDS):
+            # A double-submit racing its own rotation (two tabs, a retry): refuse without
+            # revoking, so the winner's new token keeps working.
+            raise InvalidTokenError("This refresh token was just rotated; use the newest one.")
+        await repository.revoke_family(session, stored.family_id, now)
+        logger.warning(
+            "refresh_token_reused", user_id=str(stored.user_id), family_id=str(stored.family_id)
+        )
+        raise RefreshTokenReusedError
+    if stored.expires_at <= now:
+        raise TokenExpiredError("The refresh token has expired; sign in again.")
+    principal = await users_service.get_principal(session, user_id=stored.user_id)
+    if principal is None or not principal.is_active:
+        raise InvalidTokenError
+    stored.used_at = now
+    return await _issue_tokens(
+        session, user_id=stored.user_id, family_id=stored.family_id, parent=stored.id, now=now
+    )
+
+
+async def logout(session: AsyncSession, *, refresh_token: str) -> None:
+    """Revoke the family of this refresh token (unknown tokens are ignored: idempotent)."""
+    stored = await repository.get_for_update(session, hash_refresh_token(refresh_token))
+    if stored is not None:
+        await repository.revoke_family(session, stored.family_id, datetime.now(UTC))
+
+
+async def authenticate(session: AsyncSession, *, access_token: str) -> Principal:
+    """The active user an access token speaks for; 401 for anything else."""
+    try:
+        claims = decode_access_token(access_token, settings=get_settings())
+    except JwtExpired:
+        raise TokenExpiredError from None
+    except JwtInvalid:
+        raise InvalidTokenError from None
+    try:
+        user_id = uuid.UUID(claims.subject)
+    except ValueError:
+        raise InvalidTokenError from None
+    principal = await users_service.get_principal(session, user_id=user_id)
+    if principal is None or not principal.is_active:
+        raise InvalidTokenError
+    if claims.issued_at < principal.password_changed_at:
+        raise InvalidTokenError("The password was changed; sign in again.")
+    return principal
+
+
+async def change_password(
+    session: AsyncSession, *, user_id: uuid.UUID, current_password: str, new_password: str
+) -> None:
+    """Replace the password, then revoke every refresh token and older access token."""
+    hasher = get_password_hasher(get_settings())
+    credentials = await users_service.get_credentials_by_id(session, user_id=user_id)
+    if credentials is None:
+        raise InvalidTokenError
+    valid, _ = await hasher.verify(current_password, credentials.password_hash)
+    if not valid:
+        raise ValidationFailedError(
+            "The current password is incorrect.",
+            fields=[_field("current_password", "Incorrect password.", "password_incorrect")],
+        )
+    problems = password_problems(new_password, email=credentials.email)
+    if problems:
+        raise ValidationFailedError(
+            "The new password is not acceptable.",
+            fields=[_field("new_password", "; ".join(problems), "password_policy")],
+        )
+    now = datetime.now(UTC)
+    await users_service.set_password_hash(
+        session, user_id=user_id, password_hash=await hasher.hash(new_password), changed_at=now
+    )
+    revoked = await repository.revoke_all_for_user(session, user_id, now)
+    logger.info("password_changed", user_id=str(user_id), revoked_refresh_tokens=revoked)
+
+
+async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime) -> int:
+    """Delete refresh tokens past their expiry (run periodically by the scheduler)."""
+    return await repository.delete_expired(session, now)
+
+
+async def seed_admin(session: AsyncSession) -> str:
+    """Create the admin from FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD, once."""
+    settings = get_settings()
+    email = users_service.normalize_email(settings.FIRST_ADMIN_EMAIL)
+    existing = await users_service.get_credentials(session, email=email)
+    if existing is not None:
+        await users_service.promote_to_admin(session, user_id=existing.id)
+        return f"admin {email} already exists"
+    password = settings.FIRST_ADMIN_PASSWORD.get_secret_value()
+    password_hash = await get_password_hasher(settings).hash(password)
+    await users_service.create_user(
+        session, email=email, password_hash=password_hash, full_name="Administrator", role="admin"
+    )
+    return f"admin {email} created"
+
+
+async def seed_demo_user(session: AsyncSession) -> str:
+    """Create the demo user (DEMO_USER_EMAIL / DEMO_USER_PASSWORD), never in production."""
+    settings = get_settings()
+    if settings.ENVIRONMENT is Environment.PRODUCTION:
+        return "demo user skipped (production)"
+    email = users_service.normalize_email(settings.DEMO_USER_EMAIL)
+    if await users_service.get_credentials(session, email=email) is not None:
+        return f"demo user {email} already exists"
+    password_hash = await get_password_hasher(settings).hash(
+        settings.DEMO_USER_PASSWORD.get_secret_value()
+    )
+    await users_service.create_user(
+        session, email=email, password_hash=password_hash, full_name="Demo User"
+    )
+    return f"demo user {email} created"
+
+
+async def _issue_tokens(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+    parent: uuid.UUID | None,
+    now: datetime | None = None,
+) -> TokenPair:
+    settings = get_settings()
+    now = now or datetime.now(UTC)
+    access_token, lifetime = create_access_token(subject=str(user_id), settings=settings, now=now)
+    refresh_token = new_refresh_token()
+    await repository.add_refresh_token(
+        session,
+        RefreshToken(
+            user_id=user_id,
+            family_id=family_id,
+            parent_id=parent,
+            token_hash=hash_refresh_token(refresh_token),
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.REFRESH_TOKEN_TTL_SECONDS),
+        ),
+    )
+    return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=lifetime)
+
+
+def _field(name: str, message: str, kind: str) -> FieldError:
+    return FieldError(field=f"body.{name}", message=message, type=kind)

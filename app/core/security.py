@@ -1,0 +1,168 @@
+"""Security primitives: Argon2id hashing off the event loop, JWT access and opaque refresh tokens.
+
+Pure helpers (no database, no HTTP); the auth module builds on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio
+import jwt
+from anyio import to_thread
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from app.core.config import Settings
+
+# Pinned: the algorithm is never read from the token, so `alg: none` or an RS/HS confusion
+# cannot be smuggled in.
+JWT_ALGORITHM = "HS256"
+ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
+REQUIRED_CLAIMS = ("sub", "exp", "iat", "nbf", "jti", "type", "iss", "aud")
+
+
+class TokenInvalidError(Exception):
+    """The token is malformed, forged, of the wrong type, or fails a claim check."""
+
+
+class TokenExpiredError(TokenInvalidError):
+    """The token was valid but its `exp` has passed."""
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """The verified claims of an access token."""
+
+    subject: str
+    token_id: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+def create_access_token(
+    *, subject: str, settings: Settings, now: datetime | None = None
+) -> tuple[str, int]:
+    """Sign an access token for `subject`; return it and its lifetime in seconds."""
+    issued = now or datetime.now(UTC)
+    lifetime = settings.ACCESS_TOKEN_TTL_SECONDS
+    claims = {
+        "sub": subject,
+        # Fractional seconds (RFC 7519 allows them): a token issued just before a password
+        # change is told apart from one issued just after.
+        "iat": issued.timestamp(),
+        "nbf": issued,
+        "exp": issued + timedelta(seconds=lifetime),
+        "jti": uuid.uuid4().hex,
+        "type": ACCESS_TOKEN_TYPE,
+        "iss": settings.JWT_ISSUER,
+        "aud": settings.JWT_AUDIENCE,
+    }
+    token = jwt.encode(claims, settings.SECRET_KEY.get_secret_value(), algorithm=JWT_ALGORITHM)
+    return token, lifetime
+
+
+def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
+    """Verify signature, algorithm, every required claim, issuer, audience and type."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.SECRET_KEY.get_secret_value(),
+            algorithms=[JWT_ALGORITHM],
+            audience=settings.JWT_AUDIENCE,
+            issuer=settings.JWT_ISSUER,
+            leeway=settings.JWT_LEEWAY_SECONDS,
+            options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
+        )
+    except jwt.ExpiredSignatureError as error:
+        raise TokenExpiredError("token expired") from error
+    except jwt.PyJWTError as error:
+        raise TokenInvalidError(type(error).__name__) from error
+    if claims.get("type") != ACCESS_TOKEN_TYPE:
+        raise TokenInvalidError("not an access token")
+    subject, token_id = claims.get("sub"), claims.get("jti")
+    if not isinstance(subject, str) or not isinstance(token_id, str):
+        raise TokenInvalidError("sub and jti must be strings")
+    return AccessClaims(
+        subject=subject,
+        token_id=token_id,
+        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+    )
+
+
+def new_refresh_token() -> str:
+    """An opaque refresh token: 256 random bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_refresh_token(token: str) -> str:
+    """The stored form of a refresh token.
+
+    SHA-256 is enough (no salt, no Argon2): the token is 256 random bits, so there is nothing
+    to guess, and an exact-match lookup needs a deterministic hash.
+    """
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class PasswordHasher:
+    """Argon2id through pwdlib, run in worker threads, at most N hashes at once per process.
+
+    Each hash holds its memory cost (e.g. 64 MiB) while it runs, so the bound — not the
+    thread pool size — is what keeps a login flood from exhausting memory or starving other
+    requests of CPU. Callers beyond the bound wait their turn without blocking the loop.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        argon2id = Argon2Hasher(
+            time_cost=settings.ARGON2_TIME_COST,
+            memory_cost=settings.ARGON2_MEMORY_KIB,
+            parallelism=settings.ARGON2_PARALLELISM,
+        )
+        self._hash = PasswordHash((argon2id,))
+        self._concurrency = settings.PASSWORD_HASH_CONCURRENCY
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._dummy_hash: str | None = None
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The process-wide bound on concurrent hashes (created inside the event loop)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._concurrency)
+        return self._limiter
+
+    async def hash(self, password: str) -> str:
+        """Hash a new password."""
+        return await to_thread.run_sync(self._hash.hash, password, limiter=self.limiter)
+
+    async def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
+        """Check a password; also return a new hash when the stored parameters are outdated."""
+        return await to_thread.run_sync(
+            self._hash.verify_and_update, password, password_hash, limiter=self.limiter
+        )
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the same time as a real verify, for an unknown account (no user enumeration)."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
+        await self.verify(password, self._dummy_hash)
+
+
+_hashers: dict[tuple[int, int, int, int], PasswordHasher] = {}
+
+
+def get_password_hasher(settings: Settings) -> PasswordHasher:
+    """The process's hasher for these settings (one limiter shared by every request)."""
+    key = (
+        settings.ARGON2_TIME_COST,
+        settings.ARGON2_MEMORY_KIB,
+        settings.ARGON2_PARALLELISM,
+        settings.PASSWORD_HASH_CONCURRENCY,
+    )
+    if key not in _hashers:
+        _hashers[key] = PasswordHasher(settings)
+    return _hashers[key]

@@ -1,0 +1,1 @@
+"""Users: who they are (profile, role, active flag). Credentials logic lives in `app.auth`."""

@@ -1,0 +1,45 @@
+"""HTTP endpoints of the current user's profile and password."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from app.auth import service as auth_service
+from app.auth.dependencies import CurrentUser
+from app.auth.schemas import PasswordChange
+from app.core.db import SessionDep
+from app.core.openapi import error_responses
+from app.users import service as users_service
+from app.users.schemas import UserRead, UserUpdate
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", operation_id="read_current_user", responses=error_responses(401))
+async def read_current_user(user: CurrentUser, session: SessionDep) -> UserRead:
+    """The signed-in user's profile."""
+    return await users_service.get_user(session, user_id=user.id)
+
+
+@router.patch("/me", operation_id="update_current_user", responses=error_responses(401, 422))
+async def update_current_user(
+    changes: UserUpdate, user: CurrentUser, session: SessionDep
+) -> UserRead:
+    """Change profile fields; only the fields sent are changed."""
+    return await users_service.update_profile(session, user_id=user.id, changes=changes)
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    operation_id="change_password",
+    responses=error_responses(401, 422),
+)
+async def change_password(body: PasswordChange, user: CurrentUser, session: SessionDep) -> None:
+    """Change the password. Every refresh token and every older access token stops working."""
+    await auth_service.change_password(
+        session,
+        user_id=user.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )

@@ -1,0 +1,66 @@
+"""Users' request and response bodies, and the plain values other modules receive."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+Role = Literal["user", "admin"]
+
+
+class UserRead(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    created_at: datetime
+
+
+class UserUpdate(BaseModel):
+    """Profile fields a user may change (email changes need verification: not offered)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Omitted means "unchanged"; null is not advertised (SkipJsonSchema) and also means unchanged.
+    full_name: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("full_name")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip() if value is not None else None
+
+
+class Principal(BaseModel):
+    """The authenticated caller, as other modules see it."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    id: uuid.UUID
+    role: Role
+    is_active: bool
+    password_changed_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        """True for back-office users."""
+        return self.role == "admin"
+
+
+class UserCredentials(BaseModel):
+    """What the auth module needs to check a password (stays server-side)."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    id: uuid.UUID
+    email: str
+    password_hash: str
+    is_active: bool

@@ -1,0 +1,98 @@
+"""Use cases of the users module: create, read and update users. Never commits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import NotFoundError
+from app.users import repository
+from app.users.errors import EmailTakenError
+from app.users.models import User
+from app.users.schemas import Principal, Role, UserCredentials, UserRead, UserUpdate
+
+
+def normalize_email(email: str) -> str:
+    """The one canonical form of an email: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+async def create_user(
+    session: AsyncSession, *, email: str, password_hash: str, full_name: str, role: Role = "user"
+) -> UserRead:
+    """Insert a user; EmailTakenError if the email (any case) is already registered."""
+    user = User(
+        email=normalize_email(email),
+        password_hash=password_hash,
+        full_name=full_name,
+        role=role,
+    )
+    try:
+        await repository.add(session, user)
+    except IntegrityError as error:
+        if "uq_users_email" in str(error.orig):
+            raise EmailTakenError from None
+        raise
+    return UserRead.model_validate(user)
+
+
+async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> UserRead:
+    """The user's profile; NotFoundError if there is no such user."""
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    return UserRead.model_validate(user)
+
+
+async def get_principal(session: AsyncSession, *, user_id: uuid.UUID) -> Principal | None:
+    """Who is calling (role, active flag, password change time), or None if unknown."""
+    user = await repository.get_by_id(session, user_id)
+    return Principal.model_validate(user) if user is not None else None
+
+
+async def get_credentials(session: AsyncSession, *, email: str) -> UserCredentials | None:
+    """The stored hash for this email, for the auth module only; None if unknown."""
+    user = await repository.get_by_email(session, normalize_email(email))
+    return UserCredentials.model_validate(user) if user is not None else None
+
+
+async def get_credentials_by_id(
+    session: AsyncSession, *, user_id: uuid.UUID
+) -> UserCredentials | None:
+    """The stored hash for this user, for the auth module only; None if unknown."""
+    user = await repository.get_by_id(session, user_id)
+    return UserCredentials.model_validate(user) if user is not None else None
+
+
+async def set_password_hash(
+    session: AsyncSession, *, user_id: uuid.UUID, password_hash: str, changed_at: datetime | None
+) -> None:
+    """Replace the hash; with `changed_at`, older access tokens stop working."""
+    await repository.set_password_hash(session, user_id, password_hash, changed_at=changed_at)
+
+
+async def update_profile(
+    session: AsyncSession, *, user_id: uuid.UUID, changes: UserUpdate
+) -> UserRead:
+    """Apply the fields the caller sent (PATCH semantics)."""
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    for field, value in changes.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(user, field, value)
+    await session.flush()
+    await session.refresh(user)
+    return UserRead.model_validate(user)
+
+
+async def promote_to_admin(session: AsyncSession, *, user_id: uuid.UUID) -> None:
+    """Give a user the admin role (used by the seed)."""
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    user.role = "admin"
+    await session.flush()

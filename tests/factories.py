@@ -1,0 +1,67 @@
+"""Small async factories that arrange test data the way a client would (through the API)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from httpx import AsyncClient
+
+DEFAULT_PASSWORD = "a-sturdy-passphrase-42"
+
+
+def unique_email(prefix: str = "user") -> str:
+    """An email no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@dataclass
+class SignedIn:
+    """A registered user with a fresh token pair."""
+
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Authorization header for this user's access token."""
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register(
+    client: AsyncClient, *, email: str | None = None, password: str = DEFAULT_PASSWORD
+) -> dict[str, str]:
+    """Register a user through the API; return the response body."""
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={"email": email or unique_email(), "password": password, "full_name": "Test User"},
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+async def login(client: AsyncClient, *, email: str, password: str) -> dict[str, str]:
+    """Sign in through the OAuth2 password form; return the token pair."""
+    response = await client.post(
+        "/api/v1/auth/login", data={"username": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+async def signed_in_user(client: AsyncClient, *, password: str = DEFAULT_PASSWORD) -> SignedIn:
+    """Register and sign in a new user."""
+    user = await register(client, password=password)
+    tokens = await login(client, email=user["email"], password=password)
+    return SignedIn(
+        id=user["id"],
+        email=user["email"],
+        password=password,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+    )
