@@ -39,6 +39,7 @@ _FRAMEWORK_CODES: Mapping[int, str] = {
 _GENERIC_CODE = "http_error"
 
 _registry: dict[str, type[AppError]] = {}
+_APP_PACKAGE = __name__.split(".", 1)[0]
 
 
 class FieldError(BaseModel):
@@ -95,7 +96,9 @@ class AppError(Exception):
         existing = _registry.get(cls.code)
         if existing is not None and existing.status_code != cls.status_code:
             raise TypeError(f"error code {cls.code!r} already used with another status")
-        _registry.setdefault(cls.code, cls)
+        if cls.__module__.startswith(_APP_PACKAGE + "."):
+            # Only the application's own errors are part of the contract (not tests' probes).
+            _registry.setdefault(cls.code, cls)
 
 
 class NotFoundError(AppError):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.db import SessionDep
+from app.core.errors import AppError
 from tests.integration.conftest import http_client, started_app
 
 events: list[str] = []
@@ -29,6 +30,20 @@ async def write(session: SessionDep) -> dict[str, int]:
 async def fail_after_write(session: SessionDep) -> None:
     await session.execute(text("SELECT 1"))
     raise RuntimeError("boom after a write")
+
+
+class OutcomeError(AppError):
+    """A business outcome whose effects must persist although the request fails."""
+
+    code = "probe_outcome"
+    status_code = 409
+    commit_effects = True
+
+
+@probe.post("/fail-with-committed-effects")
+async def fail_with_committed_effects(session: SessionDep) -> None:
+    await session.execute(text("SELECT 1"))
+    raise OutcomeError("recorded, then refused")
 
 
 class RecordResponseStart:
@@ -94,6 +109,14 @@ async def test_a_failing_commit_answers_500_not_201(
     assert response.json()["error"] == "internal_error"
     assert "COMMIT" not in response.text
     assert events == ["endpoint returned", "commit", "response started 500"]
+
+
+@pytest.mark.usefixtures("on_commit")
+async def test_an_error_marked_commit_effects_commits_then_answers(http: AsyncClient) -> None:
+    response = await http.post("/probe/fail-with-committed-effects")
+    assert response.status_code == 409
+    assert response.json()["error"] == "probe_outcome"
+    assert events == ["commit", "response started 409"]
 
 
 @pytest.mark.usefixtures("on_commit")

@@ -1,0 +1,72 @@
+"""The password policy and email normalisation, checked over generated inputs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from app.auth.schemas import (
+    COMMON_PASSWORDS,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    PasswordChange,
+    UserCreate,
+    password_problems,
+)
+
+EMAIL = "river.song@example.com"
+
+
+def make(password: str, email: str = EMAIL) -> UserCreate:
+    return UserCreate(email=email, password=password, full_name="River")
+
+
+@given(st.text(min_size=PASSWORD_MIN_LENGTH, max_size=PASSWORD_MAX_LENGTH))
+def test_any_long_enough_varied_password_is_accepted_or_refused_with_a_reason(
+    password: str,
+) -> None:
+    problems = password_problems(password, email=EMAIL)
+    if problems:
+        with pytest.raises(ValidationError):
+            make(password)
+    else:
+        assert make(password).password == password
+
+
+@given(st.text(max_size=PASSWORD_MIN_LENGTH - 1))
+def test_short_passwords_are_always_refused(password: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        make(password)
+    assert raised.value.errors()[0]["loc"] == ("password",)
+
+
+@given(st.text(min_size=PASSWORD_MAX_LENGTH + 1, max_size=PASSWORD_MAX_LENGTH + 50))
+def test_over_long_passwords_are_always_refused(password: str) -> None:
+    with pytest.raises(ValidationError):
+        make(password)
+
+
+@pytest.mark.parametrize("common", sorted(COMMON_PASSWORDS))
+def test_common_passwords_are_refused_in_any_case(common: str) -> None:
+    assert "is too common" in password_problems(common.upper())
+
+
+@given(st.sampled_from(["River.Song", "RIVER.SONG", "river.song"]), st.sampled_from(["", " "]))
+def test_emails_are_stored_lower_cased_and_trimmed(local: str, pad: str) -> None:
+    assert make("a-sturdy-passphrase-42", email=f"{pad}{local}@Example.COM{pad}").email == EMAIL
+
+
+def test_the_email_local_part_may_not_be_inside_the_password() -> None:
+    assert "must not contain your email address" in password_problems(
+        "xx-RIVER.SONG-xx", email=EMAIL
+    )
+    assert password_problems("a-sturdy-passphrase-42", email="abc@example.com") == []
+
+
+def test_a_new_password_must_differ_from_the_current_one() -> None:
+    with pytest.raises(ValidationError, match="must differ"):
+        PasswordChange(
+            current_password="a-sturdy-passphrase-42", new_password="a-sturdy-passphrase-42"
+        )
