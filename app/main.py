@@ -17,6 +17,7 @@ from app.core.logging import configure_logging, get_logger
 from app.core.openapi import install_openapi
 from app.core.redis import create_redis
 from app.core.request_context import RequestContextMiddleware
+from app.core.security import get_password_hasher
 from app.health.router import router as health_router
 from app.users.router import router as users_router
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = create_engine(settings)
         app.state.session_factory = create_session_factory(app.state.engine)
         app.state.redis = create_redis(settings)
+        await get_password_hasher(settings).warm_up()
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:
             yield

@@ -57,9 +57,9 @@ class Settings(BaseSettings):
     REFRESH_REUSE_GRACE_SECONDS: int = Field(default=5, ge=0, le=60)
     JWT_LEEWAY_SECONDS: int = Field(default=10, ge=0, le=60)
 
-    ARGON2_TIME_COST: int = Field(default=3, ge=1, le=10)
+    ARGON2_TIME_COST: int = Field(default=2, ge=1, le=10)
     ARGON2_MEMORY_KIB: int = Field(default=65536, ge=1024, le=1_048_576)
-    ARGON2_PARALLELISM: int = Field(default=4, ge=1, le=16)
+    ARGON2_PARALLELISM: int = Field(default=1, ge=1, le=16)
     PASSWORD_HASH_CONCURRENCY: int = Field(default=2, ge=1, le=64)
 
     DATABASE_URL: PostgresDsn = PostgresDsn(

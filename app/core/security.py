@@ -145,11 +145,15 @@ class PasswordHasher:
             self._hash.verify_and_update, password, password_hash, limiter=self.limiter
         )
 
-    async def verify_dummy(self, password: str) -> None:
-        """Spend the same time as a real verify, for an unknown account (no user enumeration)."""
+    async def warm_up(self) -> str:
+        """Make (once) the dummy hash for unknown accounts; called at start-up so no login pays."""
         if self._dummy_hash is None:
             self._dummy_hash = await self.hash(secrets.token_urlsafe(16))
-        await self.verify(password, self._dummy_hash)
+        return self._dummy_hash
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend the same time as a real verify, for an unknown account (no user enumeration)."""
+        await self.verify(password, await self.warm_up())
 
 
 _hashers: dict[tuple[int, int, int, int], PasswordHasher] = {}
