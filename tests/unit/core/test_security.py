@@ -233,3 +233,15 @@ async def test_the_event_loop_keeps_running_while_hashes_are_queued() -> None:
     await asyncio.gather(*(hasher.hash("x" * 20) for _ in range(4)))
     task.cancel()
     assert ticks > 10  # the loop kept scheduling other work while hashes ran
+
+
+async def test_the_production_defaults_are_the_measured_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ADR 0011: t=2, m=64 MiB, p=1 (the suite itself runs with cheaper settings)."""
+    for name in ("ARGON2_TIME_COST", "ARGON2_MEMORY_KIB", "ARGON2_PARALLELISM"):
+        monkeypatch.delenv(name, raising=False)
+    hasher = PasswordHasher(Settings(_env_file=None))
+    hashed = await hasher.hash("correct horse battery staple")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=2,p=1$")
+    assert (await hasher.verify("correct horse battery staple", hashed))[0]
