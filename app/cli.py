@@ -17,13 +17,20 @@ from types import FrameType
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from app.accounts import service as accounts_service
+from app.adjustments import service as adjustments_service
 from app.auth import service as auth_service
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
+from app.core.logging import configure_logging
 
 # Each step is idempotent and says what it did. Order matters: the admin first.
 SeedStep = Callable[[AsyncSession], Awaitable[str]]
-SEED_STEPS: list[SeedStep] = [auth_service.seed_admin, auth_service.seed_demo_user]
+SEED_STEPS: list[SeedStep] = [
+    auth_service.seed_admin,
+    auth_service.seed_demo_user,
+    adjustments_service.seed_demo_funding,
+]
 
 
 async def create_database(settings: Settings) -> bool:
@@ -53,6 +60,18 @@ async def seed(settings: Settings) -> list[str]:
     try:
         async with create_session_factory(engine)() as session, session.begin():
             return [await step(session) for step in SEED_STEPS]
+    finally:
+        await engine.dispose()
+
+
+async def verify_ledger(settings: Settings) -> list[str]:
+    """Every breach of a ledger invariant, read in one repeatable-read snapshot."""
+    engine = create_engine(settings)
+    try:
+        async with create_session_factory(engine)() as session:
+            # Opens the (read-only) transaction: every check sees the same snapshot.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            return await accounts_service.verify_ledger(session)
     finally:
         await engine.dispose()
 
@@ -113,11 +132,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     db.add_subparsers(dest="db_command", required=True).add_parser(
         "create", help="create the database named in DATABASE_URL if it is missing"
     )
-    commands.add_parser("seed", help="idempotent seed: admin, and a demo user outside production")
+    commands.add_parser(
+        "seed", help="idempotent seed: the admin; outside production a funded demo user"
+    )
+    ledger = commands.add_parser("ledger", help="ledger maintenance")
+    ledger.add_subparsers(dest="ledger_command", required=True).add_parser(
+        "verify", help="check every ledger invariant; exit 1 and name each breach"
+    )
     commands.add_parser("run", help="run the API (and workers) until Ctrl-C")
     args = parser.parse_args(argv)
 
     settings = get_settings()
+    configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
     if args.command == "db":
         created = asyncio.run(create_database(settings))
         print("database created" if created else "database already exists")
@@ -127,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         print(f"seed complete ({len(SEED_STEPS)} steps)")
         return 0
+    if args.command == "ledger":
+        breaches = asyncio.run(verify_ledger(settings))
+        for breach in breaches:
+            print(f"BREACH: {breach}", file=sys.stderr)
+        print(f"ledger verify: {len(breaches)} breach(es)" if breaches else "ledger verify: OK")
+        return 1 if breaches else 0
     return run(settings)
 
 

@@ -9,6 +9,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.accounts.router import router as accounts_router
+from app.adjustments.router import router as adjustments_router
 from app.auth.router import router as auth_router
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
@@ -19,6 +21,7 @@ from app.core.redis import create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.core.security import get_password_hasher
 from app.health.router import router as health_router
+from app.payments.router import router as payments_router
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -72,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)
     api.include_router(users_router)
+    api.include_router(accounts_router)
+    api.include_router(payments_router)
+    api.include_router(adjustments_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

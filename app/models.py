@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 
 # Add a module here when it gets a models.py (kept explicit: no import-time magic).
-MODEL_MODULES: tuple[str, ...] = ("app.users.models", "app.auth.models")
+MODEL_MODULES: tuple[str, ...] = (
+    "app.users.models",
+    "app.auth.models",
+    "app.accounts.models",
+    "app.payments.models",
+    "app.adjustments.models",
+    "app.idempotency.models",
+)
 
 
 def load_all_models() -> None:

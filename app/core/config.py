@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     ARGON2_PARALLELISM: int = Field(default=1, ge=1, le=16)
     PASSWORD_HASH_CONCURRENCY: int = Field(default=2, ge=1, le=64)
 
+    SUPPORTED_CURRENCIES: Annotated[list[str], NoDecode] = ["EUR", "USD", "GBP"]
+    IDEMPOTENCY_KEY_TTL_SECONDS: int = Field(default=24 * 3600, ge=60)
+    LEDGER_RETRY_ATTEMPTS: int = Field(default=3, ge=1, le=10)
+
     DATABASE_URL: PostgresDsn = PostgresDsn(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/fastapi_ledger"
     )
@@ -92,12 +96,20 @@ class Settings(BaseSettings):
     DEMO_USER_EMAIL: str = "demo@example.com"
     DEMO_USER_PASSWORD: SecretStr = SecretStr("demo-password-2026")
 
-    @field_validator("CORS_ORIGINS", mode="before")
+    @field_validator("CORS_ORIGINS", "SUPPORTED_CURRENCIES", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         """Accept a comma-separated string as well as a list."""
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("SUPPORTED_CURRENCIES")
+    @classmethod
+    def _iso_4217_codes(cls, value: list[str]) -> list[str]:
+        """Three upper-case letters each, at least one."""
+        if not value or any(len(c) != 3 or not c.isalpha() or not c.isupper() for c in value):
+            raise ValueError("must be a comma-separated list of ISO 4217 codes, e.g. EUR,USD")
         return value
 
     @field_validator("DATABASE_URL")

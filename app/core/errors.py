@@ -73,9 +73,10 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     status_code: ClassVar[int] = 500
     default_detail: ClassVar[str] = "An unexpected error occurred."
-    # A business outcome whose effects must persist (a revoked token family, a stored
-    # idempotent response): the request's transaction commits before the error is answered.
-    commit_effects: ClassVar[bool] = False
+    # A business outcome whose effects must persist (a revoked token family, a recorded
+    # failed payment): the request's transaction commits before the error is answered.
+    # A class default, which one raise may override with `commit_effects=True`.
+    commit_effects: bool = False
 
     def __init__(
         self,
@@ -83,7 +84,10 @@ class AppError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         fields: Sequence[FieldError] | None = None,
+        commit_effects: bool | None = None,
     ) -> None:
+        if commit_effects is not None:
+            self.commit_effects = commit_effects
         self.detail = detail or self.default_detail
         self.headers = dict(headers or {})
         self.fields = list(fields) if fields is not None else None
@@ -138,6 +142,37 @@ def all_error_codes() -> list[str]:
     return sorted(set(_FRAMEWORK_CODES.values()) | {_GENERIC_CODE} | set(_registry))
 
 
+def problem_body(
+    *,
+    status_code: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    fields: Sequence[FieldError] | None = None,
+) -> dict[str, Any]:
+    """The JSON body of one error in the project's shape."""
+    return Problem(
+        type=f"{get_settings().PROBLEM_TYPE_PREFIX}{code}",
+        title=HTTPStatus(status_code).phrase,
+        status=status_code,
+        error=code,
+        detail=detail,
+        request_id=request_id,
+        fields=list(fields) if fields is not None else None,
+    ).model_dump(mode="json", exclude_none=True)
+
+
+def app_error_body(error: AppError, *, request_id: str | None) -> dict[str, Any]:
+    """The JSON body an AppError is rendered as."""
+    return problem_body(
+        status_code=error.status_code,
+        code=error.code,
+        detail=error.detail,
+        request_id=request_id,
+        fields=error.fields,
+    )
+
+
 def problem_response(
     *,
     status_code: int,
@@ -148,23 +183,14 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """Render one error in the project's shape."""
-    body = Problem(
-        type=f"{get_settings().PROBLEM_TYPE_PREFIX}{code}",
-        title=HTTPStatus(status_code).phrase,
-        status=status_code,
-        error=code,
-        detail=detail,
-        request_id=request_id,
-        fields=list(fields) if fields is not None else None,
+    body = problem_body(
+        status_code=status_code, code=code, detail=detail, request_id=request_id, fields=fields
     )
     response_headers = dict(headers or {})
     if request_id:
         response_headers["X-Request-ID"] = request_id
     return JSONResponse(
-        body.model_dump(exclude_none=True),
-        status_code=status_code,
-        headers=response_headers,
-        media_type=PROBLEM_MEDIA_TYPE,
+        body, status_code=status_code, headers=response_headers, media_type=PROBLEM_MEDIA_TYPE
     )
 
 

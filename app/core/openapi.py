@@ -11,6 +11,9 @@ from fastapi.openapi.utils import get_openapi
 from app.core.errors import PROBLEM_MEDIA_TYPE, Problem, all_error_codes
 
 _PROBLEM_REF = "#/components/schemas/Problem"
+# Headers the endpoints enforce themselves, to answer a missing one with their own error code
+# (400 idempotency_key_missing) rather than FastAPI's 422: still required in the contract.
+REQUIRED_HEADERS = frozenset({"Idempotency-Key"})
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
@@ -36,6 +39,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     )
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "header" and parameter["name"] in REQUIRED_HEADERS:
+                    parameter["required"] = True
             responses: dict[str, Any] = operation.setdefault("responses", {})
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:

@@ -40,14 +40,18 @@ def test_seed_is_idempotent_and_creates_the_admin_and_the_demo_user(
     assert capsys.readouterr().out == (
         "admin seed.admin@example.com created\n"
         "demo user seed.demo@example.com created\n"
-        "seed complete (2 steps)\n"
+        "demo account funded with 100000 minor units of EUR\n"
+        "seed complete (3 steps)\n"
     )
     assert cli.main(["seed"]) == 0
     assert capsys.readouterr().out == (
         "admin seed.admin@example.com already exists\n"
         "demo user seed.demo@example.com already exists\n"
-        "seed complete (2 steps)\n"
+        "demo account already exists\n"
+        "seed complete (3 steps)\n"
     )
+    assert cli.main(["ledger", "verify"]) == 0
+    assert capsys.readouterr().out == "ledger verify: OK\n"
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,9 @@ def test_every_models_file_is_registered_for_alembic() -> None:
 def test_every_domain_module_is_under_the_layering_contracts() -> None:
     contracts = {contract["name"]: contract for contract in _contracts()}
     layered = contracts["inside a module: router -> service -> repository -> models"]
-    private = contracts["modules talk to each other through service, schemas and dependencies only"]
+    private = contracts[
+        "modules talk to each other through service, schemas, dependencies and errors only"
+    ]
     core = contracts["core is the bottom layer: it imports no domain module"]
     domain = _domain_modules()
     assert set(layered["containers"]) == domain

@@ -1,0 +1,1 @@
+"""Accounts and the double-entry ledger: balances in minor units, append-only entries."""

@@ -1,0 +1,91 @@
+"""Accounts' request and response bodies, and the values other modules exchange with it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.core.config import get_settings
+from app.core.pagination import Page
+
+MinorUnits = int
+LedgerKind = Literal["payment", "adjustment", "deposit"]
+
+
+class AccountCreate(BaseModel):
+    """Open an account in one of the supported currencies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    currency: str = Field(description="ISO 4217 code, one of SUPPORTED_CURRENCIES.")
+    name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("currency")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        supported = get_settings().SUPPORTED_CURRENCIES
+        if value not in supported:
+            raise ValueError(f"must be one of {', '.join(supported)}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+
+class AccountRead(BaseModel):
+    """An account as its owner sees it. `balance` is in minor units (cents)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    currency: str
+    name: str
+    balance: MinorUnits
+    created_at: datetime
+
+
+class EntryRead(BaseModel):
+    """One line of a statement: a signed amount (credit > 0, debit < 0)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    transaction_id: uuid.UUID
+    kind: LedgerKind
+    amount: MinorUnits
+    created_at: datetime
+
+
+class AccountList(Page[AccountRead]):
+    """A page of accounts."""
+
+
+class EntryList(Page[EntryRead]):
+    """A page of statement entries."""
+
+
+class AccountRef(BaseModel):
+    """What another module needs to know about an account before posting to it."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    kind: Literal["user", "system"]
+    currency: str
+
+
+class Leg(BaseModel):
+    """One side of a posting: a signed amount on one account."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: uuid.UUID
+    amount: MinorUnits

@@ -1,0 +1,192 @@
+"""Use cases of accounts and the ledger. Never commits: the request's transaction does.
+
+`post_transaction` is the only way money moves: it locks every account involved in id order,
+checks the rules on the locked balances, then writes one ledger transaction, its entries and
+the new balances. Payments, adjustments and deposits all go through it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import repository
+from app.accounts.errors import CurrencyMismatchError, InsufficientFundsError
+from app.accounts.models import KIND_SYSTEM, Account, LedgerEntry
+from app.accounts.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountRead,
+    AccountRef,
+    EntryList,
+    EntryRead,
+    LedgerKind,
+    Leg,
+)
+from app.core.config import get_settings
+from app.core.errors import NotFoundError
+from app.core.logging import get_logger
+from app.core.pagination import KeysetPosition, PageParams, build_page
+
+logger = get_logger(__name__)
+
+# PostgreSQL's "deadlock detected" and "could not serialize access": safe to retry.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+async def open_account(
+    session: AsyncSession, *, user_id: uuid.UUID, data: AccountCreate
+) -> AccountRead:
+    """Open an account with a zero balance."""
+    account = await repository.add_account(
+        session, Account(user_id=user_id, currency=data.currency, name=data.name)
+    )
+    return AccountRead.model_validate(account)
+
+
+async def list_accounts(
+    session: AsyncSession, *, user_id: uuid.UUID, page: PageParams
+) -> AccountList:
+    """The user's accounts, newest first."""
+    rows = await repository.list_user_accounts(session, user_id, after=page.after, limit=page.limit)
+    return build_page(
+        AccountList,
+        rows,
+        limit=page.limit,
+        to_item=AccountRead.model_validate,
+        position=lambda a: KeysetPosition(created_at=a.created_at, id=a.id),
+    )
+
+
+async def get_account(
+    session: AsyncSession, *, user_id: uuid.UUID, account_id: uuid.UUID
+) -> AccountRead:
+    """One of the user's accounts; NotFoundError for anyone else's (never 403)."""
+    account = await repository.get_user_account(session, user_id, account_id)
+    if account is None:
+        raise NotFoundError("No such account.")
+    return AccountRead.model_validate(account)
+
+
+async def list_entries(
+    session: AsyncSession, *, user_id: uuid.UUID, account_id: uuid.UUID, page: PageParams
+) -> EntryList:
+    """The account's statement, newest first (one query per page, whatever its size)."""
+    await get_account(session, user_id=user_id, account_id=account_id)
+    rows = await repository.list_entries(session, account_id, after=page.after, limit=page.limit)
+    return build_page(
+        EntryList,
+        rows,
+        limit=page.limit,
+        to_item=lambda row: _entry_read(*row),
+        position=lambda row: KeysetPosition(created_at=row[0].created_at, id=row[0].id),
+    )
+
+
+def _entry_read(entry: LedgerEntry, kind: str) -> EntryRead:
+    return EntryRead(
+        id=entry.id,
+        transaction_id=entry.transaction_id,
+        kind=kind,  # type: ignore[arg-type]  # the column's CHECK keeps it a LedgerKind
+        amount=entry.amount,
+        created_at=entry.created_at,
+    )
+
+
+async def get_account_ref(session: AsyncSession, *, account_id: uuid.UUID) -> AccountRef | None:
+    """Owner, kind and currency of any account, for other modules' checks; None if unknown."""
+    account = await repository.get_account(session, account_id)
+    return AccountRef.model_validate(account) if account is not None else None
+
+
+async def currencies_of(
+    session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The currency of each account, in one query."""
+    return await repository.currencies_of(session, account_ids)
+
+
+async def system_account_id(session: AsyncSession, *, currency: str) -> uuid.UUID:
+    """The per-currency system account ("the outside world"), created on first use."""
+    return await repository.system_account_id(session, currency)
+
+
+def plan_balances(
+    balances: Mapping[uuid.UUID, tuple[int, str]], legs: Sequence[Leg]
+) -> dict[uuid.UUID, int]:
+    """The posting rules, pure: the new balance of every account the legs touch.
+
+    `balances` maps account id to (balance, kind). Legs must be at least two, non-zero, on
+    known accounts, and sum to zero; no user account may end below zero.
+    """
+    if len(legs) < 2 or any(leg.amount == 0 for leg in legs) or sum(x.amount for x in legs) != 0:
+        # A programming error, not a client's: it must never reach the database (500).
+        raise ValueError("a posting needs two or more non-zero legs that sum to zero")
+    new = {account_id: balance for account_id, (balance, _) in balances.items()}
+    for leg in legs:
+        if leg.account_id not in new:
+            raise NotFoundError("No such account.")
+        new[leg.account_id] += leg.amount
+    for account_id, balance in new.items():
+        if balance < 0 and balances[account_id][1] != KIND_SYSTEM:
+            raise InsufficientFundsError
+    return new
+
+
+async def post_transaction(
+    session: AsyncSession, *, kind: LedgerKind, legs: Sequence[Leg]
+) -> uuid.UUID:
+    """Move money: one balanced ledger transaction, atomically. Returns its id.
+
+    Runs in a savepoint and retries a bounded number of times if PostgreSQL reports a
+    deadlock or serialization failure; business errors are never retried.
+    """
+    attempts = get_settings().LEDGER_RETRY_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        try:
+            async with session.begin_nested():
+                return await _post(session, kind=kind, legs=legs)
+        except DBAPIError as error:
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
+                raise
+            logger.warning("ledger_post_retry", attempt=attempt, sqlstate=sqlstate)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def verify_ledger(session: AsyncSession) -> list[str]:
+    """Check every ledger invariant; return one line per breach (empty when all hold)."""
+    breaches = [
+        f"transaction {tx} is unbalanced: {count} entries summing to {total}"
+        for tx, total, count in await repository.unbalanced_transactions(session)
+    ]
+    breaches += [
+        f"transaction {tx} mixes currencies"
+        for tx in await repository.mixed_currency_transactions(session)
+    ]
+    breaches += [
+        f"account {account} has balance {balance} but its entries sum to {total}"
+        for account, balance, total in await repository.drifted_balances(session)
+    ]
+    breaches += [
+        f"user account {account} is negative: {balance}"
+        for account, balance in await repository.negative_user_accounts(session)
+    ]
+    return breaches
+
+
+async def _post(session: AsyncSession, *, kind: LedgerKind, legs: Sequence[Leg]) -> uuid.UUID:
+    accounts = await repository.lock_accounts(session, sorted({leg.account_id for leg in legs}))
+    if len({account.currency for account in accounts}) > 1:
+        raise CurrencyMismatchError
+    new_balances = plan_balances({a.id: (a.balance, a.kind) for a in accounts}, legs)
+    transaction = await repository.add_transaction(
+        session, kind, [(leg.account_id, leg.amount) for leg in legs]
+    )
+    for account in accounts:
+        account.balance = new_balances[account.id]
+    await session.flush()
+    return transaction.id

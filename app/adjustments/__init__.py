@@ -1,0 +1,1 @@
+"""Back-office adjustments: an admin credits or debits an account against the system account."""

@@ -1,0 +1,15 @@
+"""Queries on adjustments; no business rules."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.adjustments.models import Adjustment
+
+
+async def add(session: AsyncSession, adjustment: Adjustment) -> Adjustment:
+    """Insert an adjustment and load its server-side defaults."""
+    session.add(adjustment)
+    await session.flush()
+    await session.refresh(adjustment)
+    return adjustment

@@ -1,0 +1,1 @@
+"""Idempotency keys (IETF `Idempotency-Key` draft): a retried request is never executed twice."""

@@ -1,0 +1,86 @@
+"""Run an operation at most once per Idempotency-Key, following the IETF draft.
+
+- The same key with the same request, completed: replay the stored status and body.
+- The same key with a different request: 422 `idempotency_key_reused`.
+- The same key while the first request still runs: 409 `idempotency_key_in_progress`.
+- Business outcomes (success, or an AppError such as `insufficient_funds`) are stored in the
+  same transaction as the effect; anything else (a crash, a failed commit) stores nothing, so
+  the client may retry. PostgreSQL decides, so this holds across every API process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import get_settings
+from app.core.errors import AppError, app_error_body
+from app.core.logging import get_logger
+from app.idempotency import repository
+from app.idempotency.errors import IdempotencyKeyInProgressError, IdempotencyKeyReusedError
+from app.idempotency.models import IdempotencyKey
+from app.idempotency.schemas import IdempotentOutcome, IdempotentRequest
+
+logger = get_logger(__name__)
+
+
+async def run_once(
+    session: AsyncSession,
+    *,
+    request: IdempotentRequest,
+    operation: Callable[[], Awaitable[BaseModel]],
+    success_status: int,
+) -> IdempotentOutcome:
+    """Execute `operation` unless this key already has an outcome; store the outcome."""
+    lock_name = f"idempotency:{request.user_id}:{request.endpoint}:{request.key}"
+    if not await repository.try_lock(session, lock_name):
+        raise IdempotencyKeyInProgressError
+    now = datetime.now(UTC)
+    stored = await repository.get(session, request.user_id, request.endpoint, request.key)
+    if stored is not None and stored.expires_at <= now:
+        await repository.remove(session, stored)
+        stored = None
+    if stored is not None:
+        if stored.fingerprint != request.fingerprint:
+            raise IdempotencyKeyReusedError
+        logger.info("idempotent_replay", endpoint=request.endpoint)
+        return IdempotentOutcome(
+            status_code=stored.response_status, body=stored.response_body, replayed=True
+        )
+
+    # A savepoint, so a business error's partial writes can be undone while the
+    # outcome itself is still stored and committed.
+    savepoint = await session.begin_nested()
+    try:
+        result = await operation()
+    except AppError as error:
+        if error.commit_effects:
+            await savepoint.commit()
+        else:
+            await savepoint.rollback()
+        status_code, body = error.status_code, app_error_body(error, request_id=request.request_id)
+    else:
+        await savepoint.commit()
+        status_code, body = success_status, result.model_dump(mode="json")
+
+    await repository.add(
+        session,
+        IdempotencyKey(
+            user_id=request.user_id,
+            endpoint=request.endpoint,
+            key=request.key,
+            fingerprint=request.fingerprint,
+            response_status=status_code,
+            response_body=body,
+            expires_at=now + timedelta(seconds=get_settings().IDEMPOTENCY_KEY_TTL_SECONDS),
+        ),
+    )
+    return IdempotentOutcome(status_code=status_code, body=body, replayed=False)
+
+
+async def delete_expired_keys(session: AsyncSession, *, now: datetime) -> int:
+    """Delete keys past their expiry (run periodically by the scheduler)."""
+    return await repository.delete_expired(session, now)

@@ -1,0 +1,1 @@
+"""Payments: transfers between accounts of the same currency, idempotent, posted atomically."""

@@ -1,0 +1,67 @@
+"""Payments' request and response bodies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from app.core.pagination import Page
+
+PaymentStatus = Literal["succeeded", "failed"]
+# Bounded well inside BIGINT, so no sum of a few amounts can overflow in SQL.
+MAX_AMOUNT = 10**15
+
+
+class PaymentCreate(BaseModel):
+    """Transfer `amount` minor units from one of your accounts to any account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source_account_id: uuid.UUID
+    destination_account_id: uuid.UUID
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="Minor units (cents), > 0.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$", description="Must be both accounts' currency.")
+    description: str = Field(default="", max_length=500)
+
+
+class PaymentRead(BaseModel):
+    """A payment as its owner sees it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    status: PaymentStatus
+    amount: int
+    currency: str
+    source_account_id: uuid.UUID
+    destination_account_id: uuid.UUID
+    description: str
+    failure_code: str | None = Field(
+        description="Why a failed payment failed, e.g. insufficient_funds."
+    )
+    created_at: datetime
+
+
+class PaymentList(Page[PaymentRead]):
+    """A page of payments."""
+
+
+class PaymentFilters(BaseModel):
+    """Optional filters of the payment list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: PaymentStatus | SkipJsonSchema[None] = None
+    account_id: uuid.UUID | SkipJsonSchema[None] = Field(
+        default=None, description="Payments from or to this account."
+    )
+    created_after: datetime | SkipJsonSchema[None] = Field(
+        default=None, description="Created at or after this instant (RFC 3339)."
+    )
+    created_before: datetime | SkipJsonSchema[None] = Field(
+        default=None, description="Created before this instant (RFC 3339)."
+    )

@@ -1,0 +1,115 @@
+"""Use cases of payments. Never commits: the request's transaction does."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import service as accounts_service
+from app.accounts.errors import CurrencyMismatchError, InsufficientFundsError
+from app.accounts.schemas import Leg
+from app.core.errors import NotFoundError
+from app.core.logging import get_logger
+from app.core.pagination import KeysetPosition, PageParams, build_page
+from app.payments import repository
+from app.payments.errors import SameAccountError
+from app.payments.models import STATUS_FAILED, STATUS_SUCCEEDED, Payment
+from app.payments.schemas import PaymentCreate, PaymentFilters, PaymentList, PaymentRead
+
+logger = get_logger(__name__)
+
+
+async def create_payment(
+    session: AsyncSession, *, owner_id: uuid.UUID, data: PaymentCreate
+) -> PaymentRead:
+    """Transfer between two accounts of one currency, atomically.
+
+    Writes the payment row, the ledger transaction, two entries and both balances.
+    Insufficient funds records a failed payment and answers 409.
+    """
+    if data.source_account_id == data.destination_account_id:
+        raise SameAccountError
+    source = await accounts_service.get_account_ref(session, account_id=data.source_account_id)
+    if source is None or source.user_id != owner_id:
+        raise NotFoundError("No such source account.")
+    destination = await accounts_service.get_account_ref(
+        session, account_id=data.destination_account_id
+    )
+    if destination is None or destination.kind != "user":
+        raise NotFoundError("No such destination account.")
+    if not data.currency == source.currency == destination.currency:
+        raise CurrencyMismatchError
+
+    payment = Payment(
+        owner_id=owner_id,
+        source_account_id=source.id,
+        destination_account_id=destination.id,
+        amount=data.amount,
+        description=data.description,
+    )
+    try:
+        payment.ledger_transaction_id = await accounts_service.post_transaction(
+            session,
+            kind="payment",
+            legs=[
+                Leg(account_id=source.id, amount=-data.amount),
+                Leg(account_id=destination.id, amount=data.amount),
+            ],
+        )
+    except InsufficientFundsError:
+        payment.status, payment.failure_code = STATUS_FAILED, InsufficientFundsError.code
+        await repository.add(session, payment)
+        logger.info("payment_failed", payment_id=str(payment.id), reason="insufficient_funds")
+        # The failed attempt is a business outcome: keep its record, answer 409.
+        raise InsufficientFundsError(commit_effects=True) from None
+    payment.status = STATUS_SUCCEEDED
+    await repository.add(session, payment)
+    logger.info("payment_succeeded", payment_id=str(payment.id), amount=data.amount)
+    return _read(payment, data.currency)
+
+
+async def get_payment(
+    session: AsyncSession, *, owner_id: uuid.UUID, payment_id: uuid.UUID
+) -> PaymentRead:
+    """One of the user's payments; NotFoundError for anyone else's."""
+    payment = await repository.get_owned(session, owner_id, payment_id)
+    if payment is None:
+        raise NotFoundError("No such payment.")
+    currencies = await accounts_service.currencies_of(
+        session, account_ids=[payment.source_account_id]
+    )
+    return _read(payment, currencies[payment.source_account_id])
+
+
+async def list_payments(
+    session: AsyncSession, *, owner_id: uuid.UUID, filters: PaymentFilters, page: PageParams
+) -> PaymentList:
+    """The user's payments, newest first: two queries per page, whatever its size."""
+    rows = await repository.list_owned(
+        session, owner_id, filters=filters, after=page.after, limit=page.limit
+    )
+    currencies = await accounts_service.currencies_of(
+        session, account_ids=list(dict.fromkeys(p.source_account_id for p in rows))
+    )
+    return build_page(
+        PaymentList,
+        rows,
+        limit=page.limit,
+        to_item=lambda p: _read(p, currencies[p.source_account_id]),
+        position=lambda p: KeysetPosition(created_at=p.created_at, id=p.id),
+    )
+
+
+def _read(payment: Payment, currency: str) -> PaymentRead:
+    return PaymentRead(
+        id=payment.id,
+        status=payment.status,  # type: ignore[arg-type]
+        amount=payment.amount,
+        currency=currency,
+        source_account_id=payment.source_account_id,
+        destination_account_id=payment.destination_account_id,
+        description=payment.description,
+        failure_code=payment.failure_code,
+        created_at=payment.created_at,
+    )
