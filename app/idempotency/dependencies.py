@@ -37,7 +37,7 @@ async def idempotent_request(
             alias="Idempotency-Key",
             description=(
                 "Required. A unique value per operation (a UUID is ideal); a retry reuses it. "
-                "1–255 visible ASCII characters."
+                "1 to 255 visible ASCII characters."
             ),
         ),
     ] = None,
