@@ -65,3 +65,47 @@ async def signed_in_user(client: AsyncClient, *, password: str = DEFAULT_PASSWOR
         access_token=tokens["access_token"],
         refresh_token=tokens["refresh_token"],
     )
+
+
+def idempotency_headers(user: SignedIn, key: str | None = None) -> dict[str, str]:
+    """The user's Authorization header plus a fresh (or given) Idempotency-Key."""
+    return {**user.headers, "Idempotency-Key": key or str(uuid.uuid4())}
+
+
+async def open_account(
+    client: AsyncClient, user: SignedIn, *, currency: str = "EUR", name: str = "Main"
+) -> dict[str, object]:
+    """Open an account for the user through the API."""
+    response = await client.post(
+        "/api/v1/accounts", json={"currency": currency, "name": name}, headers=user.headers
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def adjust(
+    client: AsyncClient, admin: SignedIn, account_id: object, amount: int, reason: str = "test"
+) -> dict[str, object]:
+    """Credit (or debit) an account through the admin adjustment endpoint."""
+    response = await client.post(
+        f"/api/v1/admin/accounts/{account_id}/adjustments",
+        json={"amount": amount, "reason": reason},
+        headers=idempotency_headers(admin),
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def payment_body(
+    source: object, destination: object, amount: int, currency: str = "EUR"
+) -> dict[str, object]:
+    """The JSON of a payment request."""
+    return {
+        "source_account_id": str(source),
+        "destination_account_id": str(destination),
+        "amount": amount,
+        "currency": currency,
+        "description": "test payment",
+    }

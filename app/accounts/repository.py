@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,7 +81,9 @@ async def system_account_id(session: AsyncSession, currency: str) -> uuid.UUID:
         insert(Account)
         .values(kind=KIND_SYSTEM, currency=currency, name=f"System {currency}", balance=0)
         .on_conflict_do_nothing(
-            index_elements=[Account.currency], index_where=Account.kind == KIND_SYSTEM
+            # A literal predicate: PostgreSQL matches the partial unique index only by its text.
+            index_elements=[Account.currency],
+            index_where=text(f"kind = '{KIND_SYSTEM}'"),
         )
     )
     result = await session.execute(
@@ -119,7 +121,7 @@ async def list_entries(
             tuple_(LedgerEntry.created_at, LedgerEntry.id) < (after.created_at, after.id)
         )
     query = query.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(limit + 1)
-    return [(entry, kind) for entry, kind in (await session.execute(query)).tuples()]
+    return [(entry, kind) for entry, kind in (await session.execute(query)).all()]
 
 
 async def unbalanced_transactions(session: AsyncSession) -> list[tuple[uuid.UUID, int, int]]:

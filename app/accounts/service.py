@@ -27,7 +27,7 @@ from app.accounts.schemas import (
     Leg,
 )
 from app.core.config import get_settings
-from app.core.errors import NotFoundError
+from app.core.errors import AppError, NotFoundError
 from app.core.logging import get_logger
 from app.core.pagination import KeysetPosition, PageParams, build_page
 
@@ -148,12 +148,20 @@ async def post_transaction(
     for attempt in range(1, attempts + 1):
         try:
             async with session.begin_nested():
-                return await _post(session, kind=kind, legs=legs)
+                outcome = await _post(session, kind=kind, legs=legs)
         except DBAPIError as error:
             sqlstate = getattr(error.orig, "sqlstate", None)
             if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
                 raise
             logger.warning("ledger_post_retry", attempt=attempt, sqlstate=sqlstate)
+            continue
+        # A refusal is raised only now, after the savepoint was released rather than rolled
+        # back: the row locks stay with the transaction. Rolling back would release them,
+        # and the caller's next write (a failed payment's foreign keys) would then queue for
+        # them out of id order: a deadlock the bank-run test found.
+        if isinstance(outcome, AppError):
+            raise outcome
+        return outcome
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -178,11 +186,16 @@ async def verify_ledger(session: AsyncSession) -> list[str]:
     return breaches
 
 
-async def _post(session: AsyncSession, *, kind: LedgerKind, legs: Sequence[Leg]) -> uuid.UUID:
+async def _post(
+    session: AsyncSession, *, kind: LedgerKind, legs: Sequence[Leg]
+) -> uuid.UUID | AppError:
     accounts = await repository.lock_accounts(session, sorted({leg.account_id for leg in legs}))
     if len({account.currency for account in accounts}) > 1:
-        raise CurrencyMismatchError
-    new_balances = plan_balances({a.id: (a.balance, a.kind) for a in accounts}, legs)
+        return CurrencyMismatchError()
+    try:
+        new_balances = plan_balances({a.id: (a.balance, a.kind) for a in accounts}, legs)
+    except AppError as refusal:  # nothing is written yet: refuse, but keep the locks
+        return refusal
     transaction = await repository.add_transaction(
         session, kind, [(leg.account_id, leg.amount) for leg in legs]
     )

@@ -16,7 +16,10 @@ class AdjustmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: int = Field(
-        ge=-MAX_ADJUSTMENT, le=MAX_ADJUSTMENT, description="Signed minor units, not zero."
+        ge=-MAX_ADJUSTMENT,
+        le=MAX_ADJUSTMENT,
+        strict=True,
+        description="Signed minor units (a JSON integer), not zero.",
     )
     reason: str = Field(min_length=1, max_length=500)
 

@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth import service as auth_service
 from app.auth.schemas import RefreshRequest, TokenPair, UserCreate
-from app.core.db import SessionDep
+from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
 from app.users.schemas import UserRead
 
@@ -32,14 +32,16 @@ async def register_user(data: UserCreate, session: SessionDep) -> UserRead:
 
 @router.post("/login", operation_id="login_user", responses=error_responses(401, 422))
 async def login_user(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, response: Response
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    sessions: SessionFactoryDep,
+    response: Response,
 ) -> TokenPair:
     """Sign in with the OAuth2 password form (`username` = email): an access and a refresh token.
 
     Unknown email and wrong password get the same `invalid_credentials` answer in similar time.
     """
     response.headers.update(_NO_STORE)
-    return await auth_service.login(session, email=form.username, password=form.password)
+    return await auth_service.login(sessions, email=form.username, password=form.password)
 
 
 @router.post("/refresh", operation_id="refresh_tokens", responses=error_responses(401, 422))

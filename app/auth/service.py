@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth import repository
 from app.auth.errors import (
@@ -50,13 +50,21 @@ async def register(session: AsyncSession, *, data: UserCreate) -> UserRead:
     )
 
 
-async def login(session: AsyncSession, *, email: str, password: str) -> TokenPair:
-    """Check the password and open a new token family; one answer for every failure."""
+async def login(
+    sessions: async_sessionmaker[AsyncSession], *, email: str, password: str
+) -> TokenPair:
+    """Check the password and open a new token family; one answer for every failure.
+
+    The one use case that runs its own transactions (ADR 0013): a short read, then the
+    Argon2 verify with no database connection held, then a short write. Holding a pooled
+    connection through a ~100 ms hash would let a login flood starve every other request.
+    """
     settings = get_settings()
     hasher = get_password_hasher(settings)
     if len(password) > PASSWORD_MAX_LENGTH or len(email) > 320:
         raise InvalidCredentialsError
-    credentials = await users_service.get_credentials(session, email=email)
+    async with sessions() as session:
+        credentials = await users_service.get_credentials(session, email=email)
     if credentials is None:
         # Same work as a real check, so response time does not reveal unknown emails.
         await hasher.verify_dummy(password)
@@ -64,12 +72,16 @@ async def login(session: AsyncSession, *, email: str, password: str) -> TokenPai
     valid, upgraded_hash = await hasher.verify(password, credentials.password_hash)
     if not valid or not credentials.is_active:
         raise InvalidCredentialsError
-    if upgraded_hash is not None:  # parameters were raised since this hash was made
-        await users_service.set_password_hash(
-            session, user_id=credentials.id, password_hash=upgraded_hash, changed_at=None
+    async with sessions() as session, session.begin():
+        if upgraded_hash is not None:  # parameters were raised since this hash was made
+            await users_service.set_password_hash(
+                session, user_id=credentials.id, password_hash=upgraded_hash, changed_at=None
+            )
+        tokens = await _issue_tokens(
+            session, user_id=credentials.id, family_id=uuid.uuid4(), parent=None
         )
     logger.info("login_succeeded", user_id=str(credentials.id))
-    return await _issue_tokens(session, user_id=credentials.id, family_id=uuid.uuid4(), parent=None)
+    return tokens
 
 
 async def refresh(session: AsyncSession, *, refresh_token: str) -> TokenPair:

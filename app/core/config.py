@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     ARGON2_MEMORY_KIB: int = Field(default=65536, ge=1024, le=1_048_576)
     ARGON2_PARALLELISM: int = Field(default=1, ge=1, le=16)
     PASSWORD_HASH_CONCURRENCY: int = Field(default=2, ge=1, le=64)
+    PASSWORD_HASH_NICE: int = Field(default=10, ge=0, le=19)
 
     SUPPORTED_CURRENCIES: Annotated[list[str], NoDecode] = ["EUR", "USD", "GBP"]
     IDEMPOTENCY_KEY_TTL_SECONDS: int = Field(default=24 * 3600, ge=60)

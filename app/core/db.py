@@ -107,5 +107,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise outcome
 
 
+def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+    """The session factory, for the rare use case that must run its own short transactions.
+
+    Login is the one: it must not hold a pooled connection while Argon2 runs (ADR 0013).
+    """
+    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    return factory
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

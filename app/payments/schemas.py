@@ -23,7 +23,8 @@ class PaymentCreate(BaseModel):
 
     source_account_id: uuid.UUID
     destination_account_id: uuid.UUID
-    amount: int = Field(gt=0, le=MAX_AMOUNT, description="Minor units (cents), > 0.")
+    # strict: a JSON integer only — "100" or 100.0 is refused rather than coerced.
+    amount: int = Field(gt=0, le=MAX_AMOUNT, strict=True, description="Minor units (cents), > 0.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="Must be both accounts' currency.")
     description: str = Field(default="", max_length=500)
 
@@ -52,8 +53,6 @@ class PaymentList(Page[PaymentRead]):
 
 class PaymentFilters(BaseModel):
     """Optional filters of the payment list."""
-
-    model_config = ConfigDict(extra="forbid")
 
     status: PaymentStatus | SkipJsonSchema[None] = None
     account_id: uuid.UUID | SkipJsonSchema[None] = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionm
 from starlette.types import ASGIApp
 
 from app.main import create_app
+from app.users import service as users_service
+from tests.factories import SignedIn, signed_in_user
 
 
 @asynccontextmanager
@@ -77,3 +80,12 @@ async def client(app: FastAPI, db_connection: AsyncConnection) -> AsyncIterator[
     """An HTTP client on the session's app, inside the test's rolled-back transaction."""
     async with http_client(app) as http:
         yield http
+
+
+@pytest.fixture
+async def admin(client: AsyncClient, session: AsyncSession) -> SignedIn:
+    """A signed-in admin (promoted inside the test's transaction)."""
+    user = await signed_in_user(client)
+    await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
+    await session.flush()
+    return user
