@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import jwt
 import pytest
 from httpx import AsyncClient, Response
 from sqlalchemy import select, update
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import RefreshToken
 from app.core.config import get_settings
-from app.core.security import hash_refresh_token
+from app.core.security import create_access_token, hash_refresh_token
 from app.users.models import User
 from tests.conftest import LogReader
 from tests.factories import DEFAULT_PASSWORD, login, register, signed_in_user, unique_email
@@ -272,22 +271,8 @@ async def test_an_access_token_cannot_refresh(client: AsyncClient) -> None:
 
 async def test_expired_access_token_is_token_expired(client: AsyncClient) -> None:
     user = await signed_in_user(client)
-    settings = get_settings()
-    past = datetime.now(UTC) - timedelta(hours=1)
-    expired = jwt.encode(
-        {
-            "sub": user.id,
-            "iat": past,
-            "nbf": past,
-            "exp": past + timedelta(minutes=15),
-            "jti": "x",
-            "type": "access",
-            "iss": settings.JWT_ISSUER,
-            "aud": settings.JWT_AUDIENCE,
-        },
-        settings.SECRET_KEY.get_secret_value(),
-        algorithm="HS256",
-    )
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    expired, _ = create_access_token(subject=user.id, settings=get_settings(), now=an_hour_ago)
     problem(
         await client.get(ME, headers={"Authorization": f"Bearer {expired}"}), 401, "token_expired"
     )
@@ -296,23 +281,8 @@ async def test_expired_access_token_is_token_expired(client: AsyncClient) -> Non
 async def test_a_validly_signed_token_for_an_unknown_or_malformed_user_is_refused(
     client: AsyncClient,
 ) -> None:
-    settings = get_settings()
-    now = datetime.now(UTC)
     for subject in (str(uuid.uuid4()), "not-a-uuid"):
-        token = jwt.encode(
-            {
-                "sub": subject,
-                "iat": now,
-                "nbf": now,
-                "exp": now + timedelta(minutes=5),
-                "jti": "x",
-                "type": "access",
-                "iss": settings.JWT_ISSUER,
-                "aud": settings.JWT_AUDIENCE,
-            },
-            settings.SECRET_KEY.get_secret_value(),
-            algorithm="HS256",
-        )
+        token, _ = create_access_token(subject=subject, settings=get_settings())
         problem(
             await client.get(ME, headers={"Authorization": f"Bearer {token}"}), 401, "invalid_token"
         )
