@@ -77,20 +77,8 @@ async def verify_ledger(settings: Settings) -> list[str]:
 
 
 def _children_commands(settings: Settings) -> list[list[str]]:
-    api = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        settings.HOST,
-        "--port",
-        str(settings.PORT),
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        str(settings.GRACEFUL_SHUTDOWN_SECONDS),
-    ]
-    return [api]
+    # Settings reach the children through the environment they inherit.
+    return [[sys.executable, "-m", "app.server"]]
 
 
 def run(settings: Settings) -> int:
@@ -102,11 +90,7 @@ def run(settings: Settings) -> int:
         for command in _children_commands(settings)
     ]
 
-    stop_requested = False
-
     def forward(signum: int, _: FrameType | None) -> None:
-        nonlocal stop_requested
-        stop_requested = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -117,10 +101,8 @@ def run(settings: Settings) -> int:
     codes = []
     for child in children:
         code = child.wait()
-        # uvicorn re-raises the SIGTERM it handled, so a clean stop reads as "killed by 15".
-        clean_stop = stop_requested and code == -signal.SIGTERM
         forward(signal.SIGTERM, None)
-        codes.append(0 if clean_stop else 128 - code if code < 0 else code)
+        codes.append(128 - code if code < 0 else code)  # killed by signal N -> 128 + N
     return max(codes, default=0)
 
 

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.accounts.router import router as accounts_router
@@ -17,6 +18,7 @@ from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging, get_logger
 from app.core.openapi import install_openapi
+from app.core.rate_limit import RateLimiter, RateLimitMiddleware
 from app.core.redis import create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.core.security import get_password_hasher
@@ -40,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = create_engine(settings)
         app.state.session_factory = create_session_factory(app.state.engine)
         app.state.redis = create_redis(settings)
+        app.state.rate_limiter = RateLimiter(app.state.redis)
         await get_password_hasher(settings).warm_up()
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
+    app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
 
@@ -69,7 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         )
-    # Added last, so it is the outermost user middleware: every response gets a request id.
+    # add_middleware wraps what is already there, so the last added runs first. Order of a
+    # request: request context (id, access log, last-resort 500) -> trusted-proxy rewrite of
+    # the client address -> rate limit (before auth) -> CORS -> routes.
+    app.add_middleware(RateLimitMiddleware, settings=settings, prefix=API_PREFIX)
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)

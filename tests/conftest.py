@@ -40,6 +40,13 @@ os.environ.update(
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "1024",
         "ARGON2_PARALLELISM": "1",
+        # Every in-process request comes from 127.0.0.1: limits high enough for the suite;
+        # tests/integration/core/test_rate_limit.py sets small ones on apps of its own.
+        "RATE_LIMIT_DEFAULT": "100000/minute",
+        "RATE_LIMIT_LOGIN_PER_IP": "100000/minute",
+        "RATE_LIMIT_LOGIN_PER_ACCOUNT": "100000/minute",
+        "RATE_LIMIT_REGISTER": "100000/minute",
+        "DRAIN_SECONDS": "0",
     }
 )
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth import service as auth_service
+from app.auth.dependencies import limit_login, limit_register
 from app.auth.schemas import RefreshRequest, TokenPair, UserCreate
 from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
@@ -23,14 +24,20 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     "/register",
     status_code=status.HTTP_201_CREATED,
     operation_id="register_user",
-    responses=error_responses(409, 422),
+    responses=error_responses(409, 422, 429),
+    dependencies=[Depends(limit_register)],
 )
 async def register_user(data: UserCreate, session: SessionDep) -> UserRead:
     """Create an account. The email is case-insensitive; the password must meet the policy."""
     return await auth_service.register(session, data=data)
 
 
-@router.post("/login", operation_id="login_user", responses=error_responses(401, 422))
+@router.post(
+    "/login",
+    operation_id="login_user",
+    responses=error_responses(401, 422, 429),
+    dependencies=[Depends(limit_login)],
+)
 async def login_user(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     sessions: SessionFactoryDep,

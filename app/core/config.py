@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from functools import lru_cache
 from typing import Annotated, Literal
 
+from limits import parse as parse_limit
 from pydantic import (
     Field,
     PostgresDsn,
@@ -88,21 +90,56 @@ class Settings(BaseSettings):
     CORS_ORIGINS: Annotated[list[str], NoDecode] = []
     PROBLEM_TYPE_PREFIX: str = "urn:fastapi-ledger:error:"
 
+    RATE_LIMIT_ENABLED: bool = True
+    RATE_LIMIT_DEFAULT: str = "100/minute"
+    RATE_LIMIT_LOGIN_PER_IP: str = "10/minute"
+    RATE_LIMIT_LOGIN_PER_ACCOUNT: str = "5/minute"
+    RATE_LIMIT_REGISTER: str = "5/minute"
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs); empty: nobody's.
+    TRUSTED_PROXIES: Annotated[list[str], NoDecode] = []
+
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     GRACEFUL_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)
+    DRAIN_SECONDS: float = Field(default=5.0, ge=0, le=120)
 
     FIRST_ADMIN_EMAIL: str = "admin@example.com"
     FIRST_ADMIN_PASSWORD: SecretStr = SecretStr("change-me-admin-password")
     DEMO_USER_EMAIL: str = "demo@example.com"
     DEMO_USER_PASSWORD: SecretStr = SecretStr("demo-password-2026")
 
-    @field_validator("CORS_ORIGINS", "SUPPORTED_CURRENCIES", mode="before")
+    @field_validator("CORS_ORIGINS", "SUPPORTED_CURRENCIES", "TRUSTED_PROXIES", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         """Accept a comma-separated string as well as a list."""
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator(
+        "RATE_LIMIT_DEFAULT",
+        "RATE_LIMIT_LOGIN_PER_IP",
+        "RATE_LIMIT_LOGIN_PER_ACCOUNT",
+        "RATE_LIMIT_REGISTER",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """A `limits` expression such as `100/minute` or `10 per second`."""
+        try:
+            parse_limit(value)
+        except ValueError:
+            raise ValueError("must look like 100/minute or 10/second") from None
+        return value
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """IP addresses or CIDR networks."""
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
 
     @field_validator("SUPPORTED_CURRENCIES")

@@ -223,7 +223,7 @@ async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
 
 def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
     # The input value is deliberately left out: it may be a password or a card number.
-    return [
+    fields = [
         FieldError(
             field=".".join(str(part) for part in error.get("loc", ())) or "request",
             message=str(error.get("msg", "invalid")),
@@ -231,6 +231,9 @@ def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
         )
         for error in errors
     ]
+    # A model used by two dependencies (the login form and its rate limit) reports twice.
+    unique = {(f.field, f.message, f.type): f for f in fields}
+    return list(unique.values())
 
 
 async def _handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

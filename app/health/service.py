@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.db import ping_database
 from app.core.errors import ServiceUnavailableError
+from app.core.lifecycle import is_draining
 from app.core.logging import get_logger
 from app.core.redis import ping_redis
 from app.health.schemas import ReadinessRead
@@ -19,7 +20,12 @@ logger = get_logger(__name__)
 async def check_readiness(
     *, engine: AsyncEngine, redis: Redis, within_seconds: float
 ) -> ReadinessRead:
-    """Ping every dependency; raise ServiceUnavailableError naming the ones that failed."""
+    """Ping every dependency; raise ServiceUnavailableError naming the ones that failed.
+
+    A draining process (SIGTERM received) is not ready whatever its dependencies say.
+    """
+    if is_draining():
+        raise ServiceUnavailableError("Not ready: shutting down.")
     database_ok, redis_ok = await asyncio.gather(
         ping_database(engine, within_seconds=within_seconds),
         ping_redis(redis, within_seconds=within_seconds),

@@ -63,3 +63,17 @@ async def test_ready_answers_within_the_timeout_when_a_dependency_hangs(
     async with client_for_fresh_app() as client:
         ready = await client.get("/health/ready")
     assert ready.status_code == 503
+
+
+async def test_ready_is_503_while_draining(client: AsyncClient) -> None:
+    from app.core.lifecycle import reset_draining, start_draining
+
+    start_draining()
+    try:
+        ready = await client.get("/health/ready")
+        live = await client.get("/health/live")
+    finally:
+        reset_draining()
+    assert ready.status_code == 503
+    assert ready.json()["detail"] == "Not ready: shutting down."
+    assert live.status_code == 200

@@ -1,0 +1,162 @@
+"""Rate limits shared by every API process: the `limits` library's asyncio API on Redis.
+
+- Every `/api/v1` request counts against `RATE_LIMIT_DEFAULT` per client IP, *before*
+  authentication, so anonymous and failing requests are limited too (middleware below).
+- Login and registration add stricter limits (route dependencies, see `app/auth/router.py`);
+  login also limits per IP + account, so one address cannot guess one password for long.
+- Answers: `429 rate_limited` in the error shape with `Retry-After`, and on every counted
+  response `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds).
+- Redis down: general routes fail open (logged); login falls back to a per-process limit, so
+  a Redis outage never opens the door to unlimited password guessing.
+- The client IP is the peer address; `X-Forwarded-For` is believed only from TRUSTED_PROXIES
+  (uvicorn's ProxyHeadersMiddleware, installed in `create_app`, rewrites the peer first).
+
+ADR 0005 explains why `limits` directly rather than slowapi.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.config import Settings
+from app.core.errors import RateLimitedError, problem_response, request_id_of
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
+KEY_PREFIX = "ledger:v1:ratelimit"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of counting one request against one limit."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int  # seconds until the window frees up
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`X-RateLimit-*` headers, plus `Retry-After` when refused."""
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_after),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(self.reset_after, 1))
+        return headers
+
+
+class RateLimiter:
+    """Counts hits per (limit name, identity) in Redis, with a per-process fallback."""
+
+    def __init__(self, redis: Redis) -> None:
+        shared = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]  # passed through
+            key_prefix=KEY_PREFIX,
+            wrap_exceptions=True,
+        )
+        self._shared = SlidingWindowCounterRateLimiter(shared)
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    async def hit(
+        self, item: RateLimitItem, name: str, identity: str, *, fail_open: bool
+    ) -> Verdict | None:
+        """Count one request. None means "not counted": Redis failed and `fail_open` is set."""
+        try:
+            return await self._count(self._shared, item, name, identity)
+        except (StorageError, RedisError, OSError, TimeoutError) as error:
+            logger.warning("rate_limit_storage_unavailable", limit=name, error=type(error).__name__)
+            if fail_open:
+                return None
+            return await self._count(self._local, item, name, identity)
+
+    @staticmethod
+    async def _count(
+        strategy: SlidingWindowCounterRateLimiter, item: RateLimitItem, name: str, identity: str
+    ) -> Verdict:
+        allowed = await strategy.hit(item, name, identity)
+        stats = await strategy.get_window_stats(item, name, identity)
+        return Verdict(
+            allowed=allowed,
+            limit=item.amount,
+            remaining=max(stats.remaining, 0),
+            reset_after=max(math.ceil(stats.reset_time - time.time()), 0),
+        )
+
+
+def client_ip(scope: Scope) -> str:
+    """The client's address as the app sees it (after trusted-proxy rewriting)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+class RateLimitMiddleware:
+    """Count every `/api/v1` request against the default per-IP limit, before any auth."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings, prefix: str = "/api/v1") -> None:
+        self.app = app
+        self.prefix = prefix
+        self.enabled = settings.RATE_LIMIT_ENABLED
+        self.item = parse(settings.RATE_LIMIT_DEFAULT)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse with 429, or pass through and add the X-RateLimit-* headers."""
+        if not self.enabled or scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        limiter: RateLimiter = scope["app"].state.rate_limiter
+        verdict = await limiter.hit(self.item, "default", client_ip(scope), fail_open=True)
+        if verdict is None:
+            await self.app(scope, receive, send)
+            return
+        if not verdict.allowed:
+            logger.info("rate_limited", limit="default", client=client_ip(scope))
+            error = RateLimitedError()
+            response = problem_response(
+                status_code=error.status_code,
+                code=error.code,
+                detail=error.detail,
+                request_id=request_id_of(Request(scope)),
+                headers=verdict.headers,
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in verdict.headers.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def enforce(
+    request: Request, *, limit: str, name: str, identity: str, fail_open: bool = False
+) -> None:
+    """Count a stricter, route-specific limit; raise RateLimitedError when it is exceeded."""
+    settings_enabled: bool = request.app.state.settings.RATE_LIMIT_ENABLED
+    if not settings_enabled:
+        return
+    limiter: RateLimiter = request.app.state.rate_limiter
+    verdict = await limiter.hit(parse(limit), name, identity, fail_open=fail_open)
+    if verdict is not None and not verdict.allowed:
+        logger.info("rate_limited", limit=name, client=client_ip(request.scope))
+        raise RateLimitedError(headers=verdict.headers)

@@ -1,0 +1,81 @@
+"""Run the API: one uvicorn process, with a drain phase before the graceful shutdown.
+
+`python -m app.server` is what containers and `make run` start. On SIGTERM (or Ctrl-C):
+
+1. **Drain** (`DRAIN_SECONDS`): `/health/ready` answers 503 so load balancers and Kubernetes
+   stop sending new traffic, while the process keeps serving whatever still arrives.
+2. **Graceful shutdown** (uvicorn): stop accepting, let in-flight requests finish within
+   `GRACEFUL_SHUTDOWN_SECONDS`, then run the lifespan's shutdown (close DB and Redis pools).
+3. **Exit 0.** A second signal skips the rest of the drain; a second Ctrl-C forces the exit.
+
+One process per container: scale with replicas, not `--workers` (ADR 0010).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from types import FrameType
+
+import uvicorn
+
+from app.core.config import get_settings
+from app.core.lifecycle import is_draining, start_draining
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with a drain phase, exiting 0 after a requested shutdown."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        """Remember the loop, so a signal handler can schedule the end of the drain."""
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """First signal: drain, then shut down. Later signals: shut down now (or force)."""
+        # The signal is deliberately not recorded in uvicorn's `_captured_signals`: uvicorn
+        # would re-raise it after the shutdown and the process would exit 143, not 0.
+        if self.should_exit:
+            self.force_exit = sig == signal.SIGINT
+            return
+        if is_draining() or self._loop is None or self.drain_seconds <= 0:
+            start_draining()
+            self.should_exit = True
+            return
+        start_draining()
+        logger.info("draining", signal=signal.Signals(sig).name, seconds=self.drain_seconds)
+        self._loop.call_soon_threadsafe(self._loop.call_later, self.drain_seconds, self._end_drain)
+
+    def _end_drain(self) -> None:
+        self.should_exit = True
+
+
+def main() -> int:
+    """Entry point of `python -m app.server`."""
+    settings = get_settings()
+    config = uvicorn.Config(
+        "app.main:app",
+        host=settings.HOST,
+        port=settings.PORT,
+        access_log=False,  # our request-context middleware writes the access log
+        log_config=None,  # keep the structlog pipeline create_app() installs
+        # X-Forwarded-For is handled inside the app, from TRUSTED_PROXIES (create_app).
+        proxy_headers=False,
+        timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = DrainingServer(config, drain_seconds=settings.DRAIN_SECONDS)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

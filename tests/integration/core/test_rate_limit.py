@@ -1,0 +1,127 @@
+"""Rate limits: shared through Redis by every process, counted before auth, proxy-aware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from app.core.config import get_settings
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import DEFAULT_PASSWORD, register
+from tests.integration.conftest import http_client, started_app
+
+ME = "/api/v1/users/me"
+LOGIN = "/api/v1/auth/login"
+
+
+@pytest.fixture(autouse=True)
+async def _empty_redis(migrated_database: str) -> AsyncIterator[None]:
+    redis = Redis.from_url(TEST_REDIS_URL)
+    await redis.flushdb()
+    yield
+    await redis.flushdb()
+    await redis.aclose()
+
+
+@pytest.fixture
+def limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_DEFAULT", "5/minute")
+    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_IP", "4/minute")
+    monkeypatch.setenv("RATE_LIMIT_LOGIN_PER_ACCOUNT", "2/minute")
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def app(limits: None) -> AsyncIterator[FastAPI]:
+    async with started_app() as application:
+        yield application
+
+
+async def test_the_default_limit_counts_anonymous_requests_and_answers_429(app: FastAPI) -> None:
+    async with http_client(app) as http:
+        responses = [await http.get(ME) for _ in range(6)]
+    assert [r.status_code for r in responses] == [401] * 5 + [429]
+    assert [r.headers["x-ratelimit-remaining"] for r in responses[:5]] == ["4", "3", "2", "1", "0"]
+    limited = responses[-1]
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert limited.json()["error"] == "rate_limited"
+    assert limited.json()["request_id"] == limited.headers["x-request-id"]
+    assert limited.headers["x-ratelimit-limit"] == "5"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+
+
+async def test_probes_are_not_limited(app: FastAPI) -> None:
+    async with http_client(app) as http:
+        statuses = {(await http.get("/health/live")).status_code for _ in range(10)}
+    assert statuses == {200}
+
+
+async def test_two_processes_share_one_budget(limits: None) -> None:
+    async with (
+        started_app() as first,
+        started_app() as second,
+        http_client(first) as a,
+        http_client(second) as b,
+    ):
+        statuses = [(await (a if i % 2 else b).get(ME)).status_code for i in range(6)]
+    assert statuses == [401] * 5 + [429]
+
+
+async def test_a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored(app: FastAPI) -> None:
+    async with http_client(app) as http:
+        statuses = [
+            (await http.get(ME, headers={"X-Forwarded-For": f"203.0.113.{i}"})).status_code
+            for i in range(6)
+        ]
+    assert statuses[-1] == 429  # all six counted against the real peer, 127.0.0.1
+
+
+async def test_forwarded_for_from_a_trusted_proxy_separates_clients(
+    limits: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "127.0.0.1")
+    get_settings.cache_clear()
+    async with started_app() as application, http_client(application) as http:
+        statuses = [
+            (await http.get(ME, headers={"X-Forwarded-For": f"203.0.113.{i}"})).status_code
+            for i in range(8)
+        ]
+        same_client = [
+            (await http.get(ME, headers={"X-Forwarded-For": "198.51.100.7"})).status_code
+            for _ in range(6)
+        ]
+    assert statuses == [401] * 8
+    assert same_client == [401] * 5 + [429]
+
+
+async def test_login_is_limited_per_account_then_per_ip(app: FastAPI) -> None:
+    async with http_client(app) as http:
+        user = await register(http)
+        wrong = {"username": user["email"], "password": "wrong-password-1"}
+        per_account = [(await http.post(LOGIN, data=wrong)).status_code for _ in range(3)]
+        other = {"username": "someone-else@example.com", "password": "wrong-password-1"}
+        per_ip = [(await http.post(LOGIN, data=other)).status_code for _ in range(2)]
+    assert per_account == [401, 401, 429]
+    assert per_ip == [401, 429]  # 4 logins per IP per minute, whatever the account
+
+
+async def test_when_redis_is_down_routes_fail_open_but_login_stays_limited(
+    limits: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    async with started_app() as application, http_client(application) as http:
+        routes = [(await http.get(ME)).status_code for _ in range(7)]
+        logins = [
+            (
+                await http.post(
+                    LOGIN, data={"username": "x@example.com", "password": DEFAULT_PASSWORD}
+                )
+            ).status_code
+            for _ in range(4)
+        ]
+    assert routes == [401] * 7  # not counted: fail open, never a 500
+    assert logins == [401, 401, 429, 429]  # the per-process fallback still refuses
