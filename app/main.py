@@ -13,6 +13,7 @@ from app import __version__
 from app.accounts.router import router as accounts_router
 from app.adjustments.router import router as adjustments_router
 from app.auth.router import router as auth_router
+from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = create_session_factory(app.state.engine)
         app.state.redis = create_redis(settings)
         app.state.rate_limiter = RateLimiter(app.state.redis)
+        app.state.cache = Cache(app.state.redis, ttl_seconds=settings.CACHE_TTL_SECONDS)
         await get_password_hasher(settings).warm_up()
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -166,3 +167,25 @@ async def negative_user_accounts(session: AsyncSession) -> list[tuple[uuid.UUID,
         select(Account.id, Account.balance).where(Account.kind == KIND_USER, Account.balance < 0)
     )
     return [(row[0], int(row[1])) for row in result.all()]
+
+
+async def summarize(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+) -> tuple[int, int, int]:
+    """(credits, debits, count) of an account's entries in [start, end).
+
+    One aggregate query, on ix_ledger_entries_account_id_created_at_id.
+    """
+    credits = func.coalesce(func.sum(LedgerEntry.amount).filter(LedgerEntry.amount > 0), 0)
+    debits = func.coalesce(-func.sum(LedgerEntry.amount).filter(LedgerEntry.amount < 0), 0)
+    query = select(credits, debits, func.count()).where(LedgerEntry.account_id == account_id)
+    if start is not None:
+        query = query.where(LedgerEntry.created_at >= start)
+    if end is not None:
+        query = query.where(LedgerEntry.created_at < end)
+    row = (await session.execute(query)).one()
+    return int(row[0]), int(row[1]), int(row[2])

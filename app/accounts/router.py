@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
+from pydantic.json_schema import SkipJsonSchema
 
 from app.accounts import service as accounts_service
-from app.accounts.schemas import AccountCreate, AccountList, AccountRead, EntryList
+from app.accounts.schemas import (
+    AccountCreate,
+    AccountList,
+    AccountRead,
+    AccountSummary,
+    EntryList,
+    SummaryPeriod,
+)
 from app.auth.dependencies import CurrentUser
+from app.core.cache import CacheDep
 from app.core.db import SessionDep
+from app.core.errors import FieldError, ValidationFailedError
 from app.core.openapi import error_responses
 from app.core.pagination import PageParamsDep
 
@@ -35,10 +47,49 @@ async def list_accounts(user: CurrentUser, session: SessionDep, page: PageParams
 
 @router.get("/{account_id}", operation_id="read_account", responses=error_responses(401, 404, 422))
 async def read_account(
-    account_id: uuid.UUID, user: CurrentUser, session: SessionDep
+    account_id: uuid.UUID, user: CurrentUser, session: SessionDep, cache: CacheDep
 ) -> AccountRead:
-    """One of your accounts, with its balance in minor units."""
-    return await accounts_service.get_account(session, user_id=user.id, account_id=account_id)
+    """One of your accounts, with its balance in minor units (cached; fresh after every write)."""
+    return await accounts_service.get_account(
+        session, user_id=user.id, account_id=account_id, cache=cache
+    )
+
+
+@router.get(
+    "/{account_id}/summary",
+    operation_id="read_account_summary",
+    responses=error_responses(401, 404, 422),
+)
+async def read_account_summary(
+    account_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    cache: CacheDep,
+    start: Annotated[
+        datetime | SkipJsonSchema[None],
+        Query(alias="from", description="Period start, inclusive (RFC 3339)."),
+    ] = None,
+    end: Annotated[
+        datetime | SkipJsonSchema[None],
+        Query(alias="to", description="Period end, exclusive (RFC 3339)."),
+    ] = None,
+) -> AccountSummary:
+    """Totals in and out, and the number of entries, over a period (open-ended if omitted).
+
+    An aggregate over the statement, cached until the account's next posting.
+    """
+    if start is not None and end is not None and start >= end:
+        raise ValidationFailedError(
+            "The period is empty.",
+            fields=[FieldError(field="query.to", message="must be after `from`", type="period")],
+        )
+    return await accounts_service.get_summary(
+        session,
+        user_id=user.id,
+        account_id=account_id,
+        period=SummaryPeriod(start=start, end=end),
+        cache=cache,
+    )
 
 
 @router.get(

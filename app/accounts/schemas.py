@@ -71,6 +71,26 @@ class EntryList(Page[EntryRead]):
     """A page of statement entries."""
 
 
+class SummaryPeriod(BaseModel):
+    """`from` (inclusive) and `to` (exclusive); either may be omitted (open-ended)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+class AccountSummary(BaseModel):
+    """Totals of an account's entries over a period, in minor units."""
+
+    account_id: uuid.UUID
+    currency: str
+    start: datetime | None = Field(serialization_alias="from")
+    end: datetime | None = Field(serialization_alias="to")
+    credits: MinorUnits = Field(description="Sum of incoming amounts (> 0).")
+    debits: MinorUnits = Field(description="Sum of outgoing amounts, as a positive number.")
+    net: MinorUnits = Field(description="credits - debits.")
+    count: int = Field(description="Number of entries.")
+
+
 class AccountRef(BaseModel):
     """What another module needs to know about an account before posting to it."""
 

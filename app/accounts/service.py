@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,11 +23,14 @@ from app.accounts.schemas import (
     AccountList,
     AccountRead,
     AccountRef,
+    AccountSummary,
     EntryList,
     EntryRead,
     LedgerKind,
     Leg,
+    SummaryPeriod,
 )
+from app.core.cache import Cache, mark_stale
 from app.core.config import get_settings
 from app.core.errors import AppError, NotFoundError
 from app.core.logging import get_logger
@@ -61,21 +66,75 @@ async def list_accounts(
     )
 
 
+def cache_scope(account_id: uuid.UUID) -> str:
+    """The cache scope of everything derived from one account's rows."""
+    return f"account:{account_id}"
+
+
 async def get_account(
-    session: AsyncSession, *, user_id: uuid.UUID, account_id: uuid.UUID
+    session: AsyncSession, *, user_id: uuid.UUID, account_id: uuid.UUID, cache: Cache
 ) -> AccountRead:
-    """One of the user's accounts; NotFoundError for anyone else's (never 403)."""
-    account = await repository.get_user_account(session, user_id, account_id)
-    if account is None:
+    """One of the user's accounts (cached); NotFoundError for anyone else's (never 403)."""
+
+    async def load() -> dict[str, Any] | None:
+        account = await repository.get_account(session, account_id)
+        if account is None or account.user_id is None:
+            return None
+        return {
+            "owner": str(account.user_id),
+            "account": AccountRead.model_validate(account).model_dump(mode="json"),
+        }
+
+    cached = await cache.get_or_load(cache_scope(account_id), "read", load)
+    if cached is None or cached["owner"] != str(user_id):
         raise NotFoundError("No such account.")
-    return AccountRead.model_validate(account)
+    return AccountRead.model_validate(cached["account"])
+
+
+async def get_summary(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    account_id: uuid.UUID,
+    period: SummaryPeriod,
+    cache: Cache,
+) -> AccountSummary:
+    """Credits, debits and count over a period.
+
+    An aggregate over entries, cached per period until the next posting on the account.
+    """
+    account = await get_account(session, user_id=user_id, account_id=account_id, cache=cache)
+
+    async def load() -> dict[str, Any]:
+        credits, debits, count = await repository.summarize(
+            session, account_id, start=period.start, end=period.end
+        )
+        return {"credits": credits, "debits": debits, "count": count}
+
+    name = f"summary:{_instant(period.start)}:{_instant(period.end)}"
+    totals = await cache.get_or_load(cache_scope(account_id), name, load) or {}
+    return AccountSummary(
+        account_id=account.id,
+        currency=account.currency,
+        start=period.start,
+        end=period.end,
+        credits=totals["credits"],
+        debits=totals["debits"],
+        net=totals["credits"] - totals["debits"],
+        count=totals["count"],
+    )
+
+
+def _instant(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).isoformat() if moment is not None else "-"
 
 
 async def list_entries(
     session: AsyncSession, *, user_id: uuid.UUID, account_id: uuid.UUID, page: PageParams
 ) -> EntryList:
     """The account's statement, newest first (one query per page, whatever its size)."""
-    await get_account(session, user_id=user_id, account_id=account_id)
+    if await repository.get_user_account(session, user_id, account_id) is None:
+        raise NotFoundError("No such account.")
     rows = await repository.list_entries(session, account_id, after=page.after, limit=page.limit)
     return build_page(
         EntryList,
@@ -202,4 +261,5 @@ async def _post(
     for account in accounts:
         account.balance = new_balances[account.id]
     await session.flush()
+    mark_stale(session, *(cache_scope(account.id) for account in accounts))
     return transaction.id

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     REDIS_MAX_CONNECTIONS: int = Field(default=50, ge=1)
     REDIS_SOCKET_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
 
+    CACHE_TTL_SECONDS: int = Field(default=300, ge=1, le=86_400)
+
     HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0, le=30)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

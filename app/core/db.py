@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.core.cache import take_stale
 from app.core.config import Settings
 from app.core.errors import AppError
 
@@ -103,6 +104,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 if not error.commit_effects:
                     raise  # rolls back
                 outcome = error  # leaving the block normally commits the effects
+        # Committed: now (and only now) invalidate what it changed, still before the response.
+        await request.app.state.cache.bump(*take_stale(session))
         if outcome is not None:
             raise outcome
 

@@ -1,0 +1,149 @@
+"""Cache-aside on Redis with generation keys: never stale after a commit, fail-open.
+
+How a read works (`Cache.get_or_load`):
+
+1. One round trip (a Lua script) fetches the scope's *generation* and the value stored under
+   `<namespace>:<scope>:<name>:g<generation>`.
+2. Hit: done. Miss: load from the database — once per process however many requests ask at
+   the same time (single flight) — and store it under the generation read in step 1, with a
+   TTL as a safety net.
+
+How a write invalidates: the service calls `mark_stale(session, scope)`; after the request's
+transaction commits, the session dependency bumps the scope's generation (`INCR`). Every
+later read looks under the new generation, so a read right after a write is never stale —
+and a slow reader that loaded old rows before the commit can only store them under the old
+generation, which nobody reads any more.
+
+Redis down or slow (short socket timeouts): reads go to the database and the failure is
+logged and counted; the API keeps serving. The namespace carries a schema version: bump
+`CACHE_VERSION` when a cached shape changes, and old entries are simply never read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
+
+CACHE_VERSION = 1
+NAMESPACE = f"ledger:v{CACHE_VERSION}:cache"
+_STALE_SCOPES = "stale_cache_scopes"
+
+# KEYS[1] = generation key, ARGV[1] = value key prefix; returns {generation, value or false}.
+_GET_SCRIPT = """
+local generation = redis.call('GET', KEYS[1]) or '0'
+return {generation, redis.call('GET', ARGV[1] .. generation)}
+"""
+
+Loader = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+class Cache:
+    """A namespaced cache-aside helper over the shared Redis client."""
+
+    def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:
+        self._redis = redis
+        self._ttl = ttl_seconds
+        self._get = redis.register_script(_GET_SCRIPT)
+        self._in_flight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self.hits = 0
+        self.misses = 0
+        self.errors = 0
+
+    @staticmethod
+    def _generation_key(scope: str) -> str:
+        return f"{NAMESPACE}:{scope}:generation"
+
+    @staticmethod
+    def _value_prefix(scope: str, name: str) -> str:
+        return f"{NAMESPACE}:{scope}:{name}:g"
+
+    async def get_or_load(self, scope: str, name: str, loader: Loader) -> dict[str, Any] | None:
+        """The cached value of `name` in `scope`, loading (and storing) it on a miss."""
+        prefix = self._value_prefix(scope, name)
+        try:
+            generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed("get", error)
+            return await loader()
+        if raw is not None:
+            self.hits += 1
+            value: dict[str, Any] = json.loads(raw)
+            return value
+        self.misses += 1
+        key = prefix + generation.decode()
+        return await self._load_once(key, loader)
+
+    async def _load_once(self, key: str, loader: Loader) -> dict[str, Any] | None:
+        """Single flight: concurrent misses on one key share one database load."""
+        pending = self._in_flight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            value = await loader()
+            future.set_result(value)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody logs it twice
+            raise
+        finally:
+            del self._in_flight[key]
+        if value is not None:
+            await self._store(key, value)
+        return value
+
+    async def _store(self, key: str, value: dict[str, Any]) -> None:
+        try:
+            await self._redis.set(key, json.dumps(value, separators=(",", ":")), ex=self._ttl)
+        except (RedisError, OSError, TimeoutError) as error:
+            self._failed("set", error)
+
+    async def bump(self, *scopes: str) -> None:
+        """Move each scope to a new generation: everything cached in it is now unreachable."""
+        if not scopes:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for scope in scopes:
+                    pipe.incr(self._generation_key(scope))
+                    pipe.expire(self._generation_key(scope), self._ttl * 10)
+                await pipe.execute()
+        except (RedisError, OSError, TimeoutError) as error:
+            # The TTL bounds how long a missed invalidation can serve old data.
+            self._failed("invalidate", error)
+
+    def _failed(self, operation: str, error: BaseException) -> None:
+        self.errors += 1
+        logger.warning("cache_unavailable", operation=operation, error=type(error).__name__)
+
+
+def mark_stale(session: AsyncSession, *scopes: str) -> None:
+    """Record scopes whose cached values this transaction changes (bumped after its commit)."""
+    session.info.setdefault(_STALE_SCOPES, set()).update(scopes)
+
+
+def take_stale(session: AsyncSession) -> set[str]:
+    """The scopes recorded by `mark_stale`, forgetting them."""
+    stale: set[str] = session.info.pop(_STALE_SCOPES, set())
+    return stale
+
+
+def get_cache(request: Request) -> Cache:
+    """The cache the lifespan created."""
+    cache: Cache = request.app.state.cache
+    return cache
+
+
+CacheDep = Annotated[Cache, Depends(get_cache)]

@@ -1,0 +1,213 @@
+"""The cache: used, single-flight on a cold key, never stale after a write, fail-open."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from fastapi import FastAPI
+from httpx import AsyncClient
+from redis.asyncio import Redis
+from sqlalchemy import event
+
+from app.core.cache import NAMESPACE, Cache
+from app.core.config import get_settings
+from app.users import service as users_service
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import (
+    SignedIn,
+    adjust,
+    idempotency_headers,
+    open_account,
+    payment_body,
+    signed_in_user,
+)
+from tests.integration.conftest import http_client, started_app
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(TEST_REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+async def test_concurrent_misses_on_a_cold_key_load_once(redis: Redis) -> None:
+    cache = Cache(redis, ttl_seconds=60)
+    loads = 0
+
+    async def load() -> dict[str, object]:
+        nonlocal loads
+        loads += 1
+        await asyncio.sleep(0.05)
+        return {"value": 42}
+
+    scope = f"test:{id(cache)}"
+    results = await asyncio.gather(*(cache.get_or_load(scope, "cold", load) for _ in range(20)))
+    assert results == [{"value": 42}] * 20
+    assert loads == 1
+    assert await cache.get_or_load(scope, "cold", load) == {"value": 42}
+    assert loads == 1  # now a hit
+    keys = [key.decode() async for key in redis.scan_iter(f"{NAMESPACE}:{scope}:*")]
+    assert keys == [f"{NAMESPACE}:{scope}:cold:g0"]  # namespaced and versioned
+    await cache.bump(scope)
+    assert await cache.get_or_load(scope, "cold", load) == {"value": 42}
+    assert loads == 2  # a new generation: the old entry is unreachable
+
+
+async def test_a_failing_loader_is_not_cached_and_reaches_every_waiter(redis: Redis) -> None:
+    cache = Cache(redis, ttl_seconds=60)
+
+    async def broken() -> dict[str, object]:
+        await asyncio.sleep(0.01)
+        raise RuntimeError("database down")
+
+    results = await asyncio.gather(
+        *(cache.get_or_load("test:broken", "x", broken) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+
+
+async def test_redis_down_means_the_database_answers(migrated_database: str) -> None:
+    cache = Cache(Redis.from_url("redis://127.0.0.1:1/0"), ttl_seconds=60)
+
+    async def load() -> dict[str, object]:
+        return {"from": "db"}
+
+    assert await cache.get_or_load("test:down", "x", load) == {"from": "db"}
+    await cache.bump("test:down")  # logged, not raised
+    assert cache.errors == 2
+
+
+@pytest.fixture
+def account_queries(app: FastAPI) -> Iterator[list[str]]:
+    queries: list[str] = []
+
+    def record(*args: object) -> None:
+        statement = str(args[2])
+        if "FROM accounts" in statement:
+            queries.append(statement)
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield queries
+    event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_the_second_read_comes_from_the_cache(
+    client: AsyncClient, account_queries: list[str]
+) -> None:
+    user = await signed_in_user(client)
+    account = await open_account(client, user)
+    url = f"/api/v1/accounts/{account['id']}"
+    account_queries.clear()
+    first = await client.get(url, headers=user.headers)
+    loaded = len(account_queries)
+    second = await client.get(url, headers=user.headers)
+    assert first.json() == second.json() == account
+    assert loaded == 1
+    assert len(account_queries) == loaded  # no new query for the hit
+
+
+async def test_a_cached_account_is_still_404_for_another_user(client: AsyncClient) -> None:
+    owner = await signed_in_user(client)
+    stranger = await signed_in_user(client)
+    account = await open_account(client, owner)
+    url = f"/api/v1/accounts/{account['id']}"
+    assert (await client.get(url, headers=owner.headers)).status_code == 200  # now cached
+    assert (await client.get(url, headers=stranger.headers)).status_code == 404
+
+
+async def test_summary_totals_and_invalidation(client: AsyncClient, admin: SignedIn) -> None:
+    user = await signed_in_user(client)
+    account = await open_account(client, user)
+    url = f"/api/v1/accounts/{account['id']}/summary"
+    empty = (await client.get(url, headers=user.headers)).json()
+    assert (empty["credits"], empty["debits"], empty["net"], empty["count"]) == (0, 0, 0, 0)
+    assert empty["from"] is None
+    await adjust(client, admin, account["id"], 900)
+    await adjust(client, admin, account["id"], -200)
+    summary = (await client.get(url, headers=user.headers)).json()
+    assert (summary["credits"], summary["debits"], summary["net"], summary["count"]) == (
+        900,
+        200,
+        700,
+        2,
+    )
+    assert summary["currency"] == "EUR"
+    future = (
+        await client.get(url, params={"from": "2999-01-01T00:00:00Z"}, headers=user.headers)
+    ).json()
+    assert future["count"] == 0
+    assert future["from"] == "2999-01-01T00:00:00Z"
+    empty_period = await client.get(
+        url,
+        params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        headers=user.headers,
+    )
+    assert empty_period.status_code == 422
+    assert empty_period.json()["fields"][0]["field"] == "query.to"
+
+
+@pytest.fixture(scope="module")
+async def live_app(migrated_database: str) -> AsyncIterator[FastAPI]:
+    async with started_app() as app:
+        yield app
+
+
+async def test_reads_right_after_payments_are_never_stale(live_app: FastAPI) -> None:
+    """Real commits: every read that starts after a payment's response sees that payment."""
+    async with http_client(live_app) as http:
+        admin = await signed_in_user(http)
+        async with live_app.state.session_factory() as session, session.begin():
+            await users_service.promote_to_admin(session, user_id=uuid.UUID(admin.id))
+        payer = await signed_in_user(http)
+        source = await open_account(http, payer)
+        destination = await open_account(http, payer, name="savings")
+        await adjust(http, admin, source["id"], 10_000)
+        urls = [f"/api/v1/accounts/{a['id']}" for a in (source, destination)]
+        summary = f"/api/v1/accounts/{source['id']}/summary"
+
+        async def hammer(stop: asyncio.Event) -> None:
+            # Concurrent readers keep the keys hot (and racing) the whole time.
+            while not stop.is_set():
+                await asyncio.gather(*(http.get(u, headers=payer.headers) for u in urls))
+
+        stop = asyncio.Event()
+        readers = [asyncio.create_task(hammer(stop)) for _ in range(4)]
+        try:
+            for i in range(1, 21):
+                paid = await http.post(
+                    "/api/v1/payments",
+                    json=payment_body(source["id"], destination["id"], 10),
+                    headers=idempotency_headers(payer),
+                )
+                assert paid.status_code == 201
+                balances = [
+                    (await http.get(u, headers=payer.headers)).json()["balance"] for u in urls
+                ]
+                assert balances == [10_000 - 10 * i, 10 * i]
+                totals = (await http.get(summary, headers=payer.headers)).json()
+                assert (totals["debits"], totals["count"]) == (10 * i, 1 + i)
+        finally:
+            stop.set()
+            await asyncio.gather(*readers)
+    assert live_app.state.cache.hits > 0
+
+
+async def test_the_api_serves_from_the_database_when_redis_is_down(
+    monkeypatch: pytest.MonkeyPatch, migrated_database: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    async with started_app() as application, http_client(application) as http:
+        user = await signed_in_user(http)
+        account = await open_account(http, user)
+        read = await http.get(f"/api/v1/accounts/{account['id']}", headers=user.headers)
+        assert read.status_code == 200
+        assert read.json() == account
+        assert application.state.cache.errors >= 1
+        ready = await http.get("/health/ready")
+        assert ready.status_code == 503  # live and serving, but not ready
