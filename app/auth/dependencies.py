@@ -10,6 +10,7 @@ from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
 
 from app.auth import service as auth_service
 from app.auth.errors import ForbiddenError, NotAuthenticatedError
+from app.core.cache import CacheDep
 from app.core.config import get_settings
 from app.core.db import SessionDep
 from app.core.rate_limit import client_ip, enforce
@@ -20,12 +21,12 @@ oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=F
 
 
 async def get_current_user(
-    session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    session: SessionDep, cache: CacheDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
     """The active user behind the bearer token; 401 otherwise."""
     if not token:
         raise NotAuthenticatedError
-    return await auth_service.authenticate(session, access_token=token)
+    return await auth_service.authenticate(session, access_token=token, cache=cache)
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]

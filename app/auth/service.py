@@ -20,6 +20,7 @@ from app.auth.errors import (
 )
 from app.auth.models import RefreshToken
 from app.auth.schemas import PASSWORD_MAX_LENGTH, TokenPair, UserCreate, password_problems
+from app.core.cache import Cache
 from app.core.config import Environment, get_settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
@@ -119,7 +120,9 @@ async def logout(session: AsyncSession, *, refresh_token: str) -> None:
         await repository.revoke_family(session, stored.family_id, datetime.now(UTC))
 
 
-async def authenticate(session: AsyncSession, *, access_token: str) -> Principal:
+async def authenticate(
+    session: AsyncSession, *, access_token: str, cache: Cache | None = None
+) -> Principal:
     """The active user an access token speaks for; 401 for anything else."""
     try:
         claims = decode_access_token(access_token, settings=get_settings())
@@ -131,7 +134,7 @@ async def authenticate(session: AsyncSession, *, access_token: str) -> Principal
         user_id = uuid.UUID(claims.subject)
     except ValueError:
         raise InvalidTokenError from None
-    principal = await users_service.get_principal(session, user_id=user_id)
+    principal = await users_service.get_principal(session, user_id=user_id, cache=cache)
     if principal is None or not principal.is_active:
         raise InvalidTokenError
     if claims.issued_at < principal.password_changed_at:

@@ -4,8 +4,9 @@
   authentication, so anonymous and failing requests are limited too (middleware below).
 - Login and registration add stricter limits (route dependencies, see `app/auth/router.py`);
   login also limits per IP + account, so one address cannot guess one password for long.
-- Answers: `429 rate_limited` in the error shape with `Retry-After`, and on every counted
-  response `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds).
+- Answers: `429 rate_limited` in the error shape with `Retry-After`, `X-RateLimit-Limit`,
+  `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds). Allowed responses carry
+  `X-RateLimit-Limit` only: the rest would cost every request a second Redis round trip.
 - Redis down: general routes fail open (logged); login falls back to a per-process limit, so
   a Redis outage never opens the door to unlimited password guessing.
 - The client IP is the peer address; `X-Forwarded-For` is believed only from TRUSTED_PROXIES
@@ -40,22 +41,24 @@ KEY_PREFIX = "ledger:v1:ratelimit"
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of counting one request against one limit."""
+    """The outcome of counting one request against one limit.
+
+    `remaining` and `reset_after` are known only for a refusal: reading the window's state
+    costs a second Redis round trip, which an allowed request does not pay.
+    """
 
     allowed: bool
     limit: int
-    remaining: int
-    reset_after: int  # seconds until the window frees up
+    remaining: int | None = None
+    reset_after: int | None = None  # seconds until the window frees up
 
     @property
     def headers(self) -> dict[str, str]:
-        """`X-RateLimit-*` headers, plus `Retry-After` when refused."""
-        headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(self.remaining),
-            "X-RateLimit-Reset": str(self.reset_after),
-        }
-        if not self.allowed:
+        """`X-RateLimit-Limit` always; on a refusal also Remaining, Reset and `Retry-After`."""
+        headers = {"X-RateLimit-Limit": str(self.limit)}
+        if self.remaining is not None and self.reset_after is not None:
+            headers["X-RateLimit-Remaining"] = str(self.remaining)
+            headers["X-RateLimit-Reset"] = str(self.reset_after)
             headers["Retry-After"] = str(max(self.reset_after, 1))
         return headers
 
@@ -90,10 +93,11 @@ class RateLimiter:
     async def _count(
         strategy: SlidingWindowCounterRateLimiter, item: RateLimitItem, name: str, identity: str
     ) -> Verdict:
-        allowed = await strategy.hit(item, name, identity)
+        if await strategy.hit(item, name, identity):
+            return Verdict(allowed=True, limit=item.amount)
         stats = await strategy.get_window_stats(item, name, identity)
         return Verdict(
-            allowed=allowed,
+            allowed=False,
             limit=item.amount,
             remaining=max(stats.remaining, 0),
             reset_after=max(math.ceil(stats.reset_time - time.time()), 0),

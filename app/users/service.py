@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache, mark_stale
 from app.core.errors import NotFoundError
 from app.users import repository
 from app.users.errors import EmailTakenError
@@ -47,10 +49,29 @@ async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> UserRead:
     return UserRead.model_validate(user)
 
 
-async def get_principal(session: AsyncSession, *, user_id: uuid.UUID) -> Principal | None:
-    """Who is calling (role, active flag, password change time), or None if unknown."""
-    user = await repository.get_by_id(session, user_id)
-    return Principal.model_validate(user) if user is not None else None
+def cache_scope(user_id: uuid.UUID) -> str:
+    """The cache scope of everything derived from one user's row."""
+    return f"user:{user_id}"
+
+
+async def get_principal(
+    session: AsyncSession, *, user_id: uuid.UUID, cache: Cache | None = None
+) -> Principal | None:
+    """Who is calling (role, active flag, password change time), or None if unknown.
+
+    With `cache`, read through it: every authenticated request asks, and the answer changes
+    only when the row does (each such change marks the user's scope stale).
+    """
+
+    async def load() -> dict[str, Any] | None:
+        user = await repository.get_by_id(session, user_id)
+        return Principal.model_validate(user).model_dump(mode="json") if user else None
+
+    if cache is None:
+        data = await load()
+    else:
+        data = await cache.get_or_load(cache_scope(user_id), "principal", load)
+    return Principal.model_validate(data) if data is not None else None
 
 
 async def get_credentials(session: AsyncSession, *, email: str) -> UserCredentials | None:
@@ -72,6 +93,8 @@ async def set_password_hash(
 ) -> None:
     """Replace the hash; with `changed_at`, older access tokens stop working."""
     await repository.set_password_hash(session, user_id, password_hash, changed_at=changed_at)
+    if changed_at is not None:
+        mark_stale(session, cache_scope(user_id))
 
 
 async def update_profile(
@@ -85,6 +108,7 @@ async def update_profile(
         if value is not None:
             setattr(user, field, value)
     await session.flush()
+    mark_stale(session, cache_scope(user_id))
     await session.refresh(user)
     return UserRead.model_validate(user)
 
@@ -96,3 +120,4 @@ async def promote_to_admin(session: AsyncSession, *, user_id: uuid.UUID) -> None
         raise NotFoundError
     user.role = "admin"
     await session.flush()
+    mark_stale(session, cache_scope(user_id))

@@ -44,12 +44,14 @@ async def test_the_default_limit_counts_anonymous_requests_and_answers_429(app: 
     async with http_client(app) as http:
         responses = [await http.get(ME) for _ in range(6)]
     assert [r.status_code for r in responses] == [401] * 5 + [429]
-    assert [r.headers["x-ratelimit-remaining"] for r in responses[:5]] == ["4", "3", "2", "1", "0"]
+    assert {r.headers["x-ratelimit-limit"] for r in responses[:5]} == {"5"}
     limited = responses[-1]
     assert limited.headers["content-type"] == "application/problem+json"
     assert limited.json()["error"] == "rate_limited"
     assert limited.json()["request_id"] == limited.headers["x-request-id"]
     assert limited.headers["x-ratelimit-limit"] == "5"
+    assert limited.headers["x-ratelimit-remaining"] == "0"
+    assert 0 <= int(limited.headers["x-ratelimit-reset"]) <= 60
     assert 1 <= int(limited.headers["retry-after"]) <= 60
 
 
