@@ -15,16 +15,23 @@ from app.core.pagination import KeysetPosition
 
 
 async def add_account(session: AsyncSession, account: Account) -> Account:
-    """Insert an account and load its server-side defaults."""
+    """Insert an account and load its server-side defaults (RETURNING: no extra query)."""
     session.add(account)
     await session.flush()
-    await session.refresh(account)
     return account
 
 
 async def get_account(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
     """Any account by id."""
     return await session.get(Account, account_id)
+
+
+async def get_accounts(
+    session: AsyncSession, account_ids: Sequence[uuid.UUID]
+) -> Sequence[Account]:
+    """The accounts with these ids (those that exist), in one query."""
+    result = await session.execute(select(Account).where(Account.id.in_(account_ids)))
+    return result.scalars().all()
 
 
 async def get_user_account(

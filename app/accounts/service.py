@@ -157,8 +157,15 @@ def _entry_read(entry: LedgerEntry, kind: str) -> EntryRead:
 
 async def get_account_ref(session: AsyncSession, *, account_id: uuid.UUID) -> AccountRef | None:
     """Owner, kind and currency of any account, for other modules' checks; None if unknown."""
-    account = await repository.get_account(session, account_id)
-    return AccountRef.model_validate(account) if account is not None else None
+    return (await get_account_refs(session, account_ids=[account_id])).get(account_id)
+
+
+async def get_account_refs(
+    session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, AccountRef]:
+    """Owner, kind and currency of each existing account among `account_ids`, in one query."""
+    accounts = await repository.get_accounts(session, account_ids)
+    return {account.id: AccountRef.model_validate(account) for account in accounts}
 
 
 async def currencies_of(

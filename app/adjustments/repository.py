@@ -8,8 +8,7 @@ from app.adjustments.models import Adjustment
 
 
 async def add(session: AsyncSession, adjustment: Adjustment) -> Adjustment:
-    """Insert an adjustment and load its server-side defaults."""
+    """Insert an adjustment and load its server-side defaults (RETURNING: no extra query)."""
     session.add(adjustment)
     await session.flush()
-    await session.refresh(adjustment)
     return adjustment

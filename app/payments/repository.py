@@ -14,10 +14,9 @@ from app.payments.schemas import PaymentFilters
 
 
 async def add(session: AsyncSession, payment: Payment) -> Payment:
-    """Insert a payment and load its server-side defaults."""
+    """Insert a payment and load its server-side defaults (RETURNING: no extra query)."""
     session.add(payment)
     await session.flush()
-    await session.refresh(payment)
     return payment
 
 

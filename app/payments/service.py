@@ -30,12 +30,12 @@ async def create_payment(
     """
     if data.source_account_id == data.destination_account_id:
         raise SameAccountError
-    source = await accounts_service.get_account_ref(session, account_id=data.source_account_id)
+    refs = await accounts_service.get_account_refs(
+        session, account_ids=[data.source_account_id, data.destination_account_id]
+    )
+    source, destination = refs.get(data.source_account_id), refs.get(data.destination_account_id)
     if source is None or source.user_id != owner_id:
         raise NotFoundError("No such source account.")
-    destination = await accounts_service.get_account_ref(
-        session, account_id=data.destination_account_id
-    )
     if destination is None or destination.kind != "user":
         raise NotFoundError("No such destination account.")
     if not data.currency == source.currency == destination.currency:

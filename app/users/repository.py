@@ -26,7 +26,6 @@ async def add(session: AsyncSession, user: User) -> User:
     """Insert a user inside a savepoint, so a unique violation leaves the transaction usable."""
     async with session.begin_nested():
         session.add(user)
-    await session.refresh(user)
     return user
 
 
