@@ -36,51 +36,53 @@ import contextlib
 import json
 import math
 import os
-import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 import httpx
+from harness import (
+    API,
+    EXIT_REQUEST_ERRORS,
+    EXIT_SERVER_FAILED,
+    HASHING_ENV_PREFIXES,
+    RAISED_RATE_LIMITS,
+    ROOT,
+    BenchFailedError,
+    add_server_env_option,
+    choose_cpus,
+    exit_on_sigterm,
+    kib_to_mb,
+    new_database_name,
+    parse_server_env,
+    percentile,
+    progress_logger,
+    read_proc_cpu_seconds,
+    read_proc_status,
+    run_with_server,
+    server_environment,
+    server_output_tail,
+    sign_up,
+    throwaway_database,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-ADMIN_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/14"
-API = "/api/v1"
-
 WARMUP_SECONDS = 3.0
 SAMPLE_INTERVAL_SECONDS = 0.1
-STARTUP_TIMEOUT_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 60.0
-SHUTDOWN_TIMEOUT_SECONDS = 30.0
 
 TARGET_P99_RATIO = 2.0
 TARGET_FLOOD_RSS_MB = 300.0
 TARGET_BASELINE_RSS_MB = 150.0
 
-# Inherited settings that would silently change what is measured: the production hashing
-# defaults apply unless --server-env sets them on purpose.
-STRIPPED_ENV_PREFIXES = ("ARGON2_", "PASSWORD_HASH_")
-
-EXIT_REQUEST_ERRORS = 1
-EXIT_SERVER_FAILED = 2
-
-
-class ServerFailedError(Exception):
-    """The API process did not start, or died while being measured."""
+log = progress_logger("login_flood")
 
 
 @dataclass
@@ -113,54 +115,6 @@ class Scenario:
 # --- small helpers -------------------------------------------------------------------------
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so stdout stays a table or JSON."""
-    print(f"[login_flood] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation; NaN when there are no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def kib_to_mb(kib: float) -> float:
-    """KiB (as /proc reports them) to MB of 10^6 bytes."""
-    return kib * 1024 / 1_000_000
-
-
-def read_proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (KiB) and Threads of a process, from /proc/<pid>/status."""
-    wanted = {"VmRSS", "VmHWM", "Threads"}
-    values: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in wanted:
-            values[key] = int(rest.split()[0])
-    return values
-
-
-def read_proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used (all its threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
 def reset_peak_rss(pid: int) -> bool:
     """Reset VmHWM to the current RSS (Linux ≥ 4.0); False when not allowed."""
     try:
@@ -187,20 +141,6 @@ def renice_worker_threads(pid: int, nice: int) -> None:
 # --- database and server -------------------------------------------------------------------
 
 
-def admin_execute(statement: str) -> None:
-    """Run one statement on the maintenance database, outside any transaction."""
-
-    async def run() -> None:
-        engine = create_async_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-
-
 def stored_hash_parameters(database_url: str) -> str:
     """The Argon2id parameters the server really used, read from the stored hash."""
 
@@ -220,113 +160,7 @@ def stored_hash_parameters(database_url: str) -> str:
     return asyncio.run(run())
 
 
-def server_output_tail(server_log: IO[str], chars: int = 6000) -> str:
-    """The end of what the server logged, to explain a failure."""
-    server_log.seek(0)
-    return f"--- server output (tail) ---\n{server_log.read()[-chars:]}"
-
-
-def migrate(database_url: str) -> None:
-    """Build the schema with the real migrations."""
-    completed = subprocess.run(  # noqa: S603 - a fixed command
-        [str(VENV_BIN / "alembic"), "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise ServerFailedError(f"alembic upgrade head failed:\n{completed.stderr[-3000:]}")
-
-
-def server_environment(database_url: str, overrides: dict[str, str]) -> dict[str, str]:
-    """The API's environment: ours minus hashing settings, plus the bench's and --server-env."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_ENV_PREFIXES)}
-    env.update(
-        ENVIRONMENT="development",
-        LOG_LEVEL="WARNING",
-        DATABASE_URL=database_url,
-        REDIS_URL=REDIS_URL,
-        # Limits stay on (they are part of every request's cost) but high enough that the
-        # benchmark measures hashing and serving, not 429s.
-        RATE_LIMIT_DEFAULT="10000000/minute",
-        RATE_LIMIT_LOGIN_PER_IP="10000000/minute",
-        RATE_LIMIT_LOGIN_PER_ACCOUNT="10000000/minute",
-        RATE_LIMIT_REGISTER="10000000/minute",
-    )
-    env.update(overrides)
-    return env
-
-
-def start_server(
-    port: int, env: dict[str, str], cpu: int | None, log_file: IO[str]
-) -> subprocess.Popen[str]:
-    """Start one uvicorn process (pinned to `cpu` when given) and wait for /health/live."""
-    command = [
-        str(VENV_BIN / "python"),
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    taskset = shutil.which("taskset")
-    if cpu is not None and taskset is not None:
-        command = [taskset, "-c", str(cpu), *command]  # taskset execs: the pid stays the same
-    process = subprocess.Popen(  # noqa: S603 - a fixed command
-        command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True
-    )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerFailedError(f"server exited early with code {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(process)
-    raise ServerFailedError(f"server not live after {STARTUP_TIMEOUT_SECONDS:.0f}s")
-
-
-def stop_server(process: subprocess.Popen[str]) -> int | None:
-    """SIGTERM, wait for the graceful shutdown, kill if it hangs; return the exit code."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        return process.wait(timeout=SHUTDOWN_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None
-
-
 # --- load ----------------------------------------------------------------------------------
-
-
-async def sign_up(client: httpx.AsyncClient, base_url: str) -> tuple[str, str, str]:
-    """Register a fresh user and sign in; return its email, password and access token."""
-    email = f"flood-{secrets.token_hex(6)}@example.com"
-    password = "Lf9!" + secrets.token_urlsafe(18)
-    registered = await client.post(
-        f"{base_url}{API}/auth/register",
-        json={"email": email, "password": password, "full_name": "Login Flood"},
-    )
-    if registered.status_code != 201:
-        raise ServerFailedError(f"register: HTTP {registered.status_code} {registered.text}")
-    token = await client.post(
-        f"{base_url}{API}/auth/login", data={"username": email, "password": password}
-    )
-    if token.status_code != 200:
-        raise ServerFailedError(f"login: HTTP {token.status_code} {token.text}")
-    return email, password, str(token.json()["access_token"])
 
 
 async def run_phase(
@@ -571,13 +405,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per phase")
     parser.add_argument("--probe-concurrency", type=int, default=16, help="probe clients")
     parser.add_argument("--logins", type=int, default=64, help="concurrent login loops")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra environment for the API process (repeatable)",
-    )
+    add_server_env_option(parser)
     parser.add_argument(
         "--renice-workers",
         type=int,
@@ -587,13 +415,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
     args = parser.parse_args(argv)
-    overrides: dict[str, str] = {}
-    for item in args.server_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--server-env expects KEY=VALUE, got {item!r}")
-        overrides[key] = value
-    args.server_env = overrides
+    args.server_env = parse_server_env(parser, args.server_env)
     return args
 
 
@@ -607,71 +429,43 @@ def default_hash_concurrency() -> object:
     return Settings.model_fields["PASSWORD_HASH_CONCURRENCY"].default
 
 
-def choose_cpus() -> tuple[int | None, str]:
-    """Pin this process to the second allowed CPU; return the server's CPU and a description."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if shutil.which("taskset") is None or len(allowed) < 2:
-        return None, f"not pinned ({len(allowed)} CPU(s), taskset {shutil.which('taskset')})"
-    server_cpu, client_cpu = allowed[0], allowed[1]
-    os.sched_setaffinity(0, {client_cpu})
-    return server_cpu, f"pinned to CPU {server_cpu}, load generator on CPU {client_cpu}"
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The uvloop loop when installed: a cheaper client leaves more of its CPU to measuring."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Raising unwinds through the `finally` blocks: the server stops and the database is dropped.
-    raise SystemExit(128 + signum)
-
-
 def run_server_and_load(
     args: argparse.Namespace, database_url: str, server_cpu: int | None, server_log: IO[str]
 ) -> tuple[list[PhaseResult], str]:
     """Migrate, start the server, run both phases, stop it; return phases and Argon2 params."""
-    migrate(database_url)
-    port = free_port()
-    env = server_environment(database_url, args.server_env)
-    process = start_server(port, env, server_cpu, server_log)
-    try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            phases = runner.run(measure(args, f"http://127.0.0.1:{port}", process.pid))
-        if process.poll() is not None:
-            raise ServerFailedError(f"server died during the run ({process.returncode})")
-    finally:
-        code = stop_server(process)
-        log(f"server stopped (exit code {code})")
+    env = server_environment(
+        database_url,
+        args.server_env,
+        stripped_prefixes=HASHING_ENV_PREFIXES,
+        bench_env=RAISED_RATE_LIMITS,
+    )
+
+    async def load(port: int, pid: int) -> list[PhaseResult]:
+        return await measure(args, f"http://127.0.0.1:{port}", pid)
+
+    phases = run_with_server(database_url, env, server_cpu, server_log, load, log=log)
     return phases, stored_hash_parameters(database_url)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both phases, print the report, clean up; 0 unless the server or requests failed."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
     server_cpu, pinning = choose_cpus()
-    database = f"ledger_bench_{secrets.token_hex(5)}"
-    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+    database = new_database_name()
     log(f"database {database}; {pinning}")
-    admin_execute(f'CREATE DATABASE "{database}"')
-    try:
-        # The server logs to a file, not a pipe: a full pipe would block it mid-run.
-        with tempfile.TemporaryFile(mode="w+") as server_log:
-            try:
-                phases, argon2 = run_server_and_load(args, database_url, server_cpu, server_log)
-            except ServerFailedError as error:
-                log(f"FAILED: {error}\n{server_output_tail(server_log)}")
-                return EXIT_SERVER_FAILED
-            if any(phase.errors for phase in phases):
-                log(f"requests failed\n{server_output_tail(server_log)}")
-    finally:
-        admin_execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        log(f"database {database} dropped")
+    # The server logs to a file, not a pipe: a full pipe would block it mid-run.
+    with (
+        throwaway_database(database, log) as database_url,
+        tempfile.TemporaryFile(mode="w+") as server_log,
+    ):
+        try:
+            phases, argon2 = run_server_and_load(args, database_url, server_cpu, server_log)
+        except BenchFailedError as error:
+            log(f"FAILED: {error}\n{server_output_tail(server_log)}")
+            return EXIT_SERVER_FAILED
+        if any(phase.errors for phase in phases):
+            log(f"requests failed\n{server_output_tail(server_log)}")
 
     summaries = {phase.name: phase_summary(phase) for phase in phases}
     concurrency = args.server_env.get(

@@ -67,7 +67,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,21 +77,40 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import IO
 
 import httpx
+from harness import (
+    API,
+    EXIT_REQUEST_ERRORS,
+    EXIT_SERVER_FAILED,
+    HEALTH_PATH,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    ROOT,
+    VENV_BIN,
+    BenchFailedError,
+    add_server_env_option,
+    choose_cpus,
+    database_url_for,
+    exit_on_sigterm,
+    kib_to_mb,
+    new_database_name,
+    parse_server_env,
+    percentile,
+    progress_logger,
+    read_proc_cpu_seconds,
+    read_proc_status,
+    run_with_server,
+    server_environment,
+    server_output_tail,
+    throwaway_database,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
-ADMIN_DATABASE_URL = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/postgres"
-REDIS_URL = "redis://127.0.0.1:6379/14"
-API = "/api/v1"
 PAYMENTS_PATH = f"{API}/payments"
-HEALTH_PATH = "/health/live"
 # The API's `application_name` (Settings.PROJECT_NAME), to find its connections.
 SERVER_APPLICATION_NAME = "fastapi-ledger"
 
@@ -103,9 +121,7 @@ BUSY_WARNING_PERCENT = 20.0
 CONTAMINATED_MARK = "(!)"
 SAMPLE_INTERVAL_SECONDS = 0.2
 PAUSE_BETWEEN_PHASES_SECONDS = 1.0
-STARTUP_TIMEOUT_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 30.0
-SHUTDOWN_TIMEOUT_SECONDS = 30.0
 ERROR_BACKOFF_SECONDS = 0.05
 
 CURRENCY = "EUR"
@@ -144,8 +160,6 @@ TRANSPORT_ERRORS = (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunEr
 # crashes, and the rate limiter losing Redis.
 SERVER_LOG_EVENTS = ("ledger_post_retry", "unhandled_exception", "rate_limit_storage_unavailable")
 
-EXIT_REQUEST_ERRORS = 1
-EXIT_SERVER_FAILED = 2
 EXIT_MONEY_CHECK_FAILED = 3
 
 ACTIVITY_SQL = text(
@@ -187,10 +201,6 @@ INSERT INTO idempotency_keys
           now() + interval '1 day');
 COMMIT;
 """
-
-
-class BenchFailedError(Exception):
-    """The API process did not start, died while being measured, or the set-up failed."""
 
 
 @dataclass(frozen=True)
@@ -263,57 +273,10 @@ class PgbenchResult:
     output_tail: str = ""
 
 
-# --- small helpers -------------------------------------------------------------------------
+log = progress_logger("payments_load")
 
 
-def log(message: str) -> None:
-    """Progress on stderr, so stdout stays a table or JSON."""
-    print(f"[payments_load] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation; NaN when there are no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def kib_to_mb(kib: float) -> float:
-    """KiB (as /proc reports them) to MB of 10^6 bytes."""
-    return kib * 1024 / 1_000_000
-
-
-def read_rss_kib(pid: int) -> int:
-    """VmRSS of a process in KiB, from /proc/<pid>/status."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def read_proc_cpu_seconds(pid: int, *, with_children: bool = False) -> float:
-    """User + system CPU seconds a process has used (all its threads).
-
-    `with_children` adds what its exited, reaped children used (cutime, cstime).
-    """
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # the command name may contain spaces
-    ticks = int(fields[11]) + int(fields[12])
-    if with_children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
+# --- CPU accounting ------------------------------------------------------------------------
 
 
 def postgres_cpu_seconds() -> dict[int, float]:
@@ -462,46 +425,14 @@ class HttpConnection:
 # --- database and server -------------------------------------------------------------------
 
 
-def admin_execute(statement: str) -> None:
-    """Run one statement on the maintenance database, outside any transaction."""
-
-    async def run() -> None:
-        engine = create_async_engine(ADMIN_DATABASE_URL, isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text(statement))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
-
-
-def migrate(database_url: str) -> None:
-    """Build the schema with the real migrations."""
-    completed = subprocess.run(  # noqa: S603 - a fixed command
-        [str(VENV_BIN / "alembic"), "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise BenchFailedError(f"alembic upgrade head failed:\n{completed.stderr[-3000:]}")
-
-
-def server_environment(database_url: str, overrides: dict[str, str]) -> dict[str, str]:
+def payments_server_environment(database_url: str, overrides: dict[str, str]) -> dict[str, str]:
     """The API's environment: ours minus tuning settings, plus the bench's and --server-env."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_ENV_PREFIXES)}
-    env.update(
-        ENVIRONMENT="development",
-        LOG_LEVEL="WARNING",
-        DATABASE_URL=database_url,
-        REDIS_URL=REDIS_URL,
+    return server_environment(
+        database_url,
+        overrides,
+        stripped_prefixes=STRIPPED_ENV_PREFIXES,
+        bench_env=BENCH_SERVER_ENV,
     )
-    env.update(BENCH_SERVER_ENV)
-    env.update(overrides)
-    return env
 
 
 def server_log_counts(server_log: IO[str]) -> dict[str, int]:
@@ -513,64 +444,9 @@ def server_log_counts(server_log: IO[str]) -> dict[str, int]:
     return counts
 
 
-def server_output_tail(server_log: IO[str], chars: int = 6000) -> str:
-    """The end of what the server logged, to explain a failure."""
-    server_log.seek(0)
-    return f"--- server output (tail) ---\n{server_log.read()[-chars:]}"
-
-
-def start_server(
-    port: int, env: dict[str, str], cpu: int | None, log_file: IO[str]
-) -> subprocess.Popen[str]:
-    """Start one uvicorn process (pinned to `cpu` when given) and wait for /health/live."""
-    command = [
-        str(VENV_BIN / "python"),
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    taskset = shutil.which("taskset")
-    if cpu is not None and taskset is not None:
-        command = [taskset, "-c", str(cpu), *command]  # taskset execs: the pid stays the same
-    process = subprocess.Popen(  # noqa: S603 - a fixed command
-        command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True
-    )
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchFailedError(f"server exited early with code {process.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    stop_server(process)
-    raise BenchFailedError(f"server not live after {STARTUP_TIMEOUT_SECONDS:.0f}s")
-
-
-def stop_server(process: subprocess.Popen[str]) -> int | None:
-    """SIGTERM, wait for the graceful shutdown, kill if it hangs; return the exit code."""
-    if process.poll() is None:
-        process.terminate()
-    try:
-        return process.wait(timeout=SHUTDOWN_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return None
-
-
 def ledger_verify(database_url: str) -> tuple[int, str]:
     """`python -m app.cli ledger verify` on the bench database: exit code and its output."""
-    env = server_environment(database_url, {})
+    env = payments_server_environment(database_url, {})
     completed = subprocess.run(  # noqa: S603 - a fixed command
         [str(VENV_BIN / "python"), "-m", "app.cli", "ledger", "verify"],
         cwd=ROOT,
@@ -793,7 +669,9 @@ async def run_phase(
 
     async def sample_once(connection: AsyncConnection) -> None:
         with contextlib.suppress(OSError, ValueError):
-            result.max_rss_kib = max(result.max_rss_kib, read_rss_kib(server_pid))
+            result.max_rss_kib = max(
+                result.max_rss_kib, read_proc_status(server_pid).get("VmRSS", 0)
+            )
         if window_start <= time.perf_counter() < window_end:
             # AUTOCOMMIT: each sample is its own transaction, so pg_stat_activity is fresh.
             row = (
@@ -827,7 +705,7 @@ async def measure(
     args: argparse.Namespace, port: int, server_pid: int, database: str
 ) -> tuple[list[PhaseResult], Population, PgbenchResult]:
     """Set up, run each concurrency's health and payment phases, and pgbench in between."""
-    database_url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+    database_url = database_url_for(database)
     host = f"127.0.0.1:{port}"
     async with httpx.AsyncClient(
         base_url=f"http://{host}", timeout=REQUEST_TIMEOUT_SECONDS
@@ -1292,13 +1170,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pgbench-clients", type=int, default=16)
     parser.add_argument("--no-pgbench", action="store_true", help="skip the pgbench reference")
     parser.add_argument("--seed", type=int, default=None, help="seed of the payment choices")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra environment for the API process (repeatable)",
-    )
+    add_server_env_option(parser)
     parser.add_argument("--json", action="store_true", help="print a JSON summary instead")
     args = parser.parse_args(argv)
     try:
@@ -1309,72 +1181,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--concurrency needs at least one positive number")
     if args.payers < 1 or args.payees < 0 or args.seconds <= 0:
         parser.error("--payers must be >= 1, --payees >= 0, --seconds > 0")
-    overrides: dict[str, str] = {}
-    for item in args.server_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--server-env expects KEY=VALUE, got {item!r}")
-        overrides[key] = value
-    args.server_env = overrides
+    args.server_env = parse_server_env(parser, args.server_env)
     return args
-
-
-def choose_cpus() -> tuple[int | None, str]:
-    """Pin this process to the second allowed CPU; return the server's CPU and a description."""
-    allowed = sorted(os.sched_getaffinity(0))
-    if shutil.which("taskset") is None or len(allowed) < 2:
-        return None, f"not pinned ({len(allowed)} CPU(s), taskset {shutil.which('taskset')})"
-    server_cpu, client_cpu = allowed[0], allowed[1]
-    os.sched_setaffinity(0, {client_cpu})
-    return server_cpu, (
-        f"pinned to CPU {server_cpu}, load generator on CPU {client_cpu}, PostgreSQL unpinned"
-    )
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The uvloop loop when installed: a cheaper client leaves more of its CPU to measuring."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Raising unwinds through the `finally` blocks: the server stops and the database is dropped.
-    raise SystemExit(128 + signum)
 
 
 def run_server_and_load(
     args: argparse.Namespace, database: str, server_cpu: int | None, server_log: IO[str]
 ) -> tuple[list[PhaseResult], Population, PgbenchResult]:
     """Migrate, start the server, set up, run every phase and pgbench, stop the server."""
-    database_url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
-    migrate(database_url)
-    port = free_port()
-    env = server_environment(database_url, args.server_env)
-    process = start_server(port, env, server_cpu, server_log)
-    try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            outcome = runner.run(measure(args, port, process.pid, database))
-        if process.poll() is not None:
-            raise BenchFailedError(f"server died during the run ({process.returncode})")
-    finally:
-        code = stop_server(process)
-        log(f"server stopped (exit code {code})")
-    return outcome
+    database_url = database_url_for(database)
+    env = payments_server_environment(database_url, args.server_env)
+
+    async def load(port: int, pid: int) -> tuple[list[PhaseResult], Population, PgbenchResult]:
+        return await measure(args, port, pid, database)
+
+    return run_with_server(database_url, env, server_cpu, server_log, load, log=log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every phase, check the money, print the report, clean up."""
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    server_cpu, pinning = choose_cpus()
-    database = f"ledger_bench_{secrets.token_hex(5)}"
-    database_url = f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    server_cpu, pinning = choose_cpus(", PostgreSQL unpinned")
+    database = new_database_name()
     log(f"database {database}; {pinning}")
-    admin_execute(f'CREATE DATABASE "{database}"')
-    try:
+    with throwaway_database(database, log) as database_url:
         context = machine_context(database_url)
         # The server logs to a file, not a pipe: a full pipe would block it mid-run.
         with tempfile.TemporaryFile(mode="w+") as server_log:
@@ -1392,9 +1223,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         verify_code, verify_output = ledger_verify(database_url)
         verify = f"{verify_output} (exit {verify_code})"
         checks = asyncio.run(money_checks(database_url, population))
-    finally:
-        admin_execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        log(f"database {database} dropped")
 
     context["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     summaries = {phase.name: phase_summary(phase) for phase in phases}

@@ -16,27 +16,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 
 import httpx
-from login_flood import (
-    ADMIN_DATABASE_URL,
-    ServerFailedError,
-    admin_execute,
+from harness import (
+    API,
+    HASHING_ENV_PREFIXES,
+    RAISED_RATE_LIMITS,
+    BenchFailedError,
     free_port,
     migrate,
+    new_database_name,
     server_environment,
     sign_up,
+    start_server,
     stop_server,
+    throwaway_database,
 )
 
-API = "/api/v1"
+# uvloop + httptools, no access log; it reads its port from PORT.
+SERVER_COMMAND = (sys.executable, "-m", "app.server")
+SERVER_CPU = 0
 
 
 def wrk(url: str, *, seconds: int, connections: int, token: str | None) -> tuple[float, float]:
@@ -51,11 +55,11 @@ def wrk(url: str, *, seconds: int, connections: int, token: str | None) -> tuple
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     if p99 is None:
-        raise ServerFailedError(f"no latency distribution in wrk output:\n{out}")
+        raise BenchFailedError(f"no latency distribution in wrk output:\n{out}")
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non_2xx:
-        raise ServerFailedError(f"{non_2xx.group(1)} non-2xx responses from {url}")
+        raise BenchFailedError(f"{non_2xx.group(1)} non-2xx responses from {url}")
     return rps, float(p99.group(1)) * scale
 
 
@@ -69,7 +73,7 @@ async def prepare(base_url: str) -> tuple[str, str]:
             headers={"Authorization": f"Bearer {token}"},
         )
         if opened.status_code != 201:
-            raise ServerFailedError(f"open account: {opened.status_code} {opened.text}")
+            raise BenchFailedError(f"open account: {opened.status_code} {opened.text}")
         return token, f"{base_url}{API}/accounts/{opened.json()['id']}"
 
 
@@ -82,27 +86,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
-    name = f"ledger_bench_{secrets.token_hex(5)}"
-    database_url = ADMIN_DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
-    admin_execute(f'CREATE DATABASE "{name}"')
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     process = None
-    try:
-        migrate(database_url)
-        env = server_environment(database_url, {"PORT": str(port), "DRAIN_SECONDS": "0"})
-        command = [sys.executable, "-m", "app.server"]
-        if shutil.which("taskset"):
-            command = ["taskset", "-c", "0", *command]
-        with tempfile.TemporaryFile("w+") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=log, text=True)  # noqa: S603
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
+    with (
+        throwaway_database(new_database_name()) as database_url,
+        tempfile.TemporaryFile("w+") as log,
+    ):
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        try:
+            migrate(database_url)
+            env = server_environment(
+                database_url,
+                {"PORT": str(port), "DRAIN_SECONDS": "0"},
+                stripped_prefixes=HASHING_ENV_PREFIXES,
+                bench_env=RAISED_RATE_LIMITS,
+            )
+            process = start_server(SERVER_COMMAND, port, env, SERVER_CPU, log)
             token, account_url = asyncio.run(prepare(base_url))
             results = {}
             for label, url, auth in (
@@ -113,19 +112,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[label] = wrk(
                     url, seconds=args.seconds, connections=args.connections, token=auth
                 )
-        bare_rps, bare_p99 = results["GET /health/live (bare)"]
-        print(f"wrk -t1 -c{args.connections} -d{args.seconds}s; server on CPU 0, wrk on CPU 1")
-        print(f"{'endpoint':50} {'req/s':>10} {'p99 ms':>9} {'rps ratio':>10} {'p99 ratio':>10}")
-        for label, (rps, p99) in results.items():
+            bare_rps, bare_p99 = results["GET /health/live (bare)"]
+            print(f"wrk -t1 -c{args.connections} -d{args.seconds}s; server on CPU 0, wrk on CPU 1")
             print(
-                f"{label:50} {rps:10.0f} {p99:9.2f} {rps / bare_rps:10.2f} {p99 / bare_p99:10.2f}"
+                f"{'endpoint':50} {'req/s':>10} {'p99 ms':>9} {'rps ratio':>10} {'p99 ratio':>10}"
             )
-        print("targets (SPEC §4): rps ratio >= 0.50, p99 ratio <= 3.0")
-        return 0
-    finally:
-        if process is not None:
-            stop_server(process)
-        admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for label, (rps, p99) in results.items():
+                print(
+                    f"{label:50} {rps:10.0f} {p99:9.2f} "
+                    f"{rps / bare_rps:10.2f} {p99 / bare_p99:10.2f}"
+                )
+            print("targets (SPEC §4): rps ratio >= 0.50, p99 ratio <= 3.0")
+            return 0
+        finally:
+            if process is not None:
+                stop_server(process)
 
 
 if __name__ == "__main__":
