@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
@@ -24,6 +23,7 @@ from app.core.db import SessionDep
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.openapi import error_responses
 from app.core.pagination import PageParamsDep
+from app.core.types import Rfc3339
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -66,11 +66,11 @@ async def read_account_summary(
     session: SessionDep,
     cache: CacheDep,
     start: Annotated[
-        datetime | SkipJsonSchema[None],
+        Rfc3339 | SkipJsonSchema[None],
         Query(alias="from", description="Period start, inclusive (RFC 3339)."),
     ] = None,
     end: Annotated[
-        datetime | SkipJsonSchema[None],
+        Rfc3339 | SkipJsonSchema[None],
         Query(alias="to", description="Period end, exclusive (RFC 3339)."),
     ] = None,
 ) -> AccountSummary:

@@ -6,6 +6,7 @@ RFC 9457 problem document (`type`, `title`, `status`; `application/problem+json`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -247,18 +248,49 @@ async def _handle_validation_error(request: Request, exc: RequestValidationError
     )
 
 
+# FastAPI answers a body it cannot even decode (bad bytes) with this 400; we treat it like
+# any other unreadable body: 422 validation_error, so clients see one rule for bad input.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the path supports, read from the OpenAPI document.
+
+    FastAPI keeps one route per method, and Starlette's 405 names only the first route's.
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(method.upper() for method in operations)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
 async def _handle_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return problem_response(
+            status_code=422,
+            code="validation_error",
+            detail="The request body could not be decoded.",
+            request_id=request_id_of(request),
+            fields=[FieldError(field="body", message="Unreadable body.", type="body_unparsable")],
+        )
     status_code = exc.status_code
     code = _FRAMEWORK_CODES.get(status_code, _GENERIC_CODE)
     phrase = HTTPStatus(status_code).phrase
     # Starlette's default detail is just the status phrase; say something more useful.
     detail = exc.detail if exc.detail and exc.detail != phrase else _default_detail(status_code)
+    headers = dict(exc.headers or {})
+    if status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     return problem_response(
         status_code=status_code,
         code=code,
         detail=detail,
         request_id=request_id_of(request),
-        headers=exc.headers,
+        headers=headers,
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from app.core.pagination import Page
+from app.core.types import Rfc3339
 
 PaymentStatus = Literal["succeeded", "failed"]
 # Bounded well inside BIGINT, so no sum of a few amounts can overflow in SQL.
@@ -58,9 +59,9 @@ class PaymentFilters(BaseModel):
     account_id: uuid.UUID | SkipJsonSchema[None] = Field(
         default=None, description="Payments from or to this account."
     )
-    created_after: datetime | SkipJsonSchema[None] = Field(
+    created_after: Rfc3339 | SkipJsonSchema[None] = Field(
         default=None, description="Created at or after this instant (RFC 3339)."
     )
-    created_before: datetime | SkipJsonSchema[None] = Field(
+    created_before: Rfc3339 | SkipJsonSchema[None] = Field(
         default=None, description="Created before this instant (RFC 3339)."
     )

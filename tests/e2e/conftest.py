@@ -6,10 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -30,44 +32,63 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """A running process serving the API at `base_url`."""
+    """A running process serving the API at `base_url`, logging into a temporary file.
+
+    A file, not a pipe: a chatty server would fill a pipe nobody reads yet and block.
+    """
 
     process: subprocess.Popen[str]
     base_url: str
+    log: IO[str]
+    final_output: str | None = None
+
+    def output(self) -> str:
+        """Everything the process has logged so far (stdout and stderr)."""
+        if self.final_output is not None:
+            return self.final_output
+        self.log.seek(0)
+        return self.log.read()
+
+    def wait(self, timeout: float) -> tuple[int, str]:
+        """Wait for the process to exit; return its exit code and its whole log."""
+        code = self.process.wait(timeout=timeout)
+        if self.final_output is None:
+            self.final_output = self.output()
+            self.log.close()
+        return code, self.final_output
 
     def stop(self, timeout: float = 20.0) -> tuple[int, str]:
         """SIGTERM, wait, and return the exit code and everything it logged.
 
         uvicorn re-raises the SIGTERM it handled once shutdown is complete, so a clean stop
-        exits "killed by signal 15" (-15 here, 143 in a shell).
+        of plain uvicorn exits "killed by signal 15" (-15 here, 143 in a shell).
         """
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            _, err = self.process.communicate(timeout=timeout)
+            return self.wait(timeout)
         except subprocess.TimeoutExpired:  # pragma: no cover - only when shutdown hangs
             self.process.kill()
-            _, err = self.process.communicate()
-            pytest.fail(f"server did not stop within {timeout}s:\n{err}")
-        return self.process.returncode, err
+            self.process.wait()
+            pytest.fail(f"server did not stop within {timeout}s:\n{self.output()}")
 
 
 def start_server(command: Sequence[str], port: int, env: dict[str, str] | None = None) -> Server:
     """Start `command` and wait until /health/live answers (or fail with its output)."""
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the Server
     process = subprocess.Popen(  # noqa: S603 - a fixed command built by the tests
         list(command),
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
-    server = Server(process, f"http://127.0.0.1:{port}")
+    server = Server(process, f"http://127.0.0.1:{port}", log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            _, err = process.communicate()
-            pytest.fail(f"server exited early ({process.returncode}):\n{err}")
+            pytest.fail(f"server exited early ({process.returncode}):\n{server.output()}")
         try:
             if httpx.get(f"{server.base_url}/health/live", timeout=1).status_code == 200:
                 return server

@@ -55,7 +55,7 @@ def test_sigterm_drains_then_finishes_the_slow_request_and_exits_0() -> None:
     draining_ready = httpx.get(f"{url}/health/ready")
     draining_live = httpx.get(f"{url}/health/live")
     worker.join(timeout=30)
-    _, log = server.process.communicate(timeout=GRACE_SECONDS + DRAIN_SECONDS + 15)
+    _, log = server.wait(timeout=GRACE_SECONDS + DRAIN_SECONDS + 15)
     exit_seconds = time.monotonic() - sigterm_at
 
     assert draining_ready.status_code == 503, log  # not ready while draining...

@@ -62,8 +62,8 @@ def test_make_run_supervisor_stops_everything_on_ctrl_c() -> None:
     running = start_server([sys.executable, "-m", "app.cli", "run"], port, env={"PORT": str(port)})
     assert httpx.get(f"{running.base_url}/health/ready").status_code == 200
     running.process.send_signal(signal.SIGINT)  # as Ctrl-C sends it
-    _, err = running.process.communicate(timeout=30)
-    assert running.process.returncode == 0, err
+    code, err = running.wait(timeout=30)
+    assert code == 0, err
     assert "shutdown_complete" in err
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{running.base_url}/health/live", timeout=1)

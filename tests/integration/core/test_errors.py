@@ -87,6 +87,23 @@ async def test_wrong_method_is_405_with_allow_header(http: AsyncClient) -> None:
     assert response.headers["allow"] == "POST"
 
 
+async def test_allow_lists_every_method_of_the_path(http: AsyncClient) -> None:
+    # GET and POST /api/v1/accounts are two routes; the 405 must name both (schemathesis).
+    response = await http.request("OPTIONS", "/api/v1/accounts")
+    assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, HEAD, POST"
+
+
+async def test_an_undecodable_body_is_422_like_any_bad_body(http: AsyncClient) -> None:
+    response = await http.post(
+        "/probe/items", content=b"\xa5R\xb9", headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert body["fields"] == [
+        {"field": "body", "message": "Unreadable body.", "type": "body_unparsable"}
+    ]
+
+
 async def test_schema_validation_is_422_with_fields(http: AsyncClient) -> None:
     response = await http.post("/probe/items", json={"name": "", "amount": -5})
     body = assert_problem(response, 422, "validation_error")
