@@ -20,7 +20,7 @@ from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging, get_logger
 from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
-from app.core.redis import create_redis
+from app.core.redis import RedisBreaker, create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.core.security import get_password_hasher
 from app.health.router import router as health_router
@@ -43,8 +43,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = create_engine(settings)
         app.state.session_factory = create_session_factory(app.state.engine)
         app.state.redis = create_redis(settings)
-        app.state.rate_limiter = RateLimiter(app.state.redis)
-        app.state.cache = Cache(app.state.redis, ttl_seconds=settings.CACHE_TTL_SECONDS)
+        # One breaker for every Redis user: one failure spares all of them the timeouts.
+        breaker = app.state.redis_breaker = RedisBreaker(
+            open_seconds=settings.REDIS_BREAKER_SECONDS
+        )
+        app.state.rate_limiter = RateLimiter(app.state.redis, breaker=breaker)
+        app.state.cache = Cache(
+            app.state.redis, ttl_seconds=settings.CACHE_TTL_SECONDS, breaker=breaker
+        )
         await get_password_hasher(settings).warm_up()
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:

@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.logging import get_logger
+from app.core.redis import RedisBreaker
 
 logger = get_logger(__name__)
 
@@ -51,8 +52,11 @@ Loader = Callable[[], Awaitable[dict[str, Any] | None]]
 class Cache:
     """A namespaced cache-aside helper over the shared Redis client."""
 
-    def __init__(self, redis: Redis, *, ttl_seconds: int) -> None:
+    def __init__(
+        self, redis: Redis, *, ttl_seconds: int, breaker: RedisBreaker | None = None
+    ) -> None:
         self._redis = redis
+        self._breaker = breaker or RedisBreaker(open_seconds=0)
         self._ttl = ttl_seconds
         self._get = redis.register_script(_GET_SCRIPT)
         self._in_flight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
@@ -71,6 +75,8 @@ class Cache:
     async def get_or_load(self, scope: str, name: str, loader: Loader) -> dict[str, Any] | None:
         """The cached value of `name` in `scope`, loading (and storing) it on a miss."""
         prefix = self._value_prefix(scope, name)
+        if not self._breaker.available():
+            return await loader()
         try:
             generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
         except (RedisError, OSError, TimeoutError) as error:
@@ -126,6 +132,7 @@ class Cache:
 
     def _failed(self, operation: str, error: BaseException) -> None:
         self.errors += 1
+        self._breaker.record_failure()
         logger.warning("cache_unavailable", operation=operation, error=type(error).__name__)
 
 

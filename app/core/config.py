@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     REDIS_URL: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     REDIS_MAX_CONNECTIONS: int = Field(default=50, ge=1)
     REDIS_SOCKET_TIMEOUT_SECONDS: float = Field(default=0.5, gt=0)
+    REDIS_BREAKER_SECONDS: float = Field(default=5.0, ge=0, le=300)
 
     CACHE_TTL_SECONDS: int = Field(default=300, ge=1, le=86_400)
 

@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core.config import Settings
 from app.core.errors import RateLimitedError, problem_response, request_id_of
 from app.core.logging import get_logger
+from app.core.redis import RedisBreaker
 
 logger = get_logger(__name__)
 KEY_PREFIX = "ledger:v1:ratelimit"
@@ -66,7 +67,8 @@ class Verdict:
 class RateLimiter:
     """Counts hits per (limit name, identity) in Redis, with a per-process fallback."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, breaker: RedisBreaker | None = None) -> None:
+        self._breaker = breaker or RedisBreaker(open_seconds=0)
         shared = RedisStorage(
             "async+redis://",
             implementation="redispy",
@@ -81,13 +83,17 @@ class RateLimiter:
         self, item: RateLimitItem, name: str, identity: str, *, fail_open: bool
     ) -> Verdict | None:
         """Count one request. None means "not counted": Redis failed and `fail_open` is set."""
-        try:
-            return await self._count(self._shared, item, name, identity)
-        except (StorageError, RedisError, OSError, TimeoutError) as error:
-            logger.warning("rate_limit_storage_unavailable", limit=name, error=type(error).__name__)
-            if fail_open:
-                return None
-            return await self._count(self._local, item, name, identity)
+        if self._breaker.available():
+            try:
+                return await self._count(self._shared, item, name, identity)
+            except (StorageError, RedisError, OSError, TimeoutError) as error:
+                self._breaker.record_failure()
+                logger.warning(
+                    "rate_limit_storage_unavailable", limit=name, error=type(error).__name__
+                )
+        if fail_open:
+            return None
+        return await self._count(self._local, item, name, identity)
 
     @staticmethod
     async def _count(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -43,3 +44,27 @@ def get_redis(request: Request) -> Redis:
 
 
 RedisDep = Annotated[Redis, Depends(get_redis)]
+
+
+class RedisBreaker:
+    """A small circuit breaker: after a Redis failure, skip Redis for a few seconds.
+
+    Without it, a Redis that hangs (rather than refusing connections) would cost every request
+    its socket timeout once per Redis call (rate limit, cached caller, cached read). While the
+    breaker is open, callers go straight to their fallback (database, per-process limiter).
+    """
+
+    def __init__(self, *, open_seconds: float) -> None:
+        self.open_seconds = open_seconds
+        self._open_until = 0.0
+        self.trips = 0
+
+    def available(self) -> bool:
+        """False while the breaker is open (a recent failure): do not try Redis."""
+        return time.monotonic() >= self._open_until
+
+    def record_failure(self) -> None:
+        """A Redis call failed: open the breaker."""
+        if self.available():
+            self.trips += 1
+        self._open_until = time.monotonic() + self.open_seconds
