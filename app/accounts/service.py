@@ -262,11 +262,9 @@ async def _post(
         new_balances = plan_balances({a.id: (a.balance, a.kind) for a in accounts}, legs)
     except AppError as refusal:  # nothing is written yet: refuse, but keep the locks
         return refusal
-    transaction = await repository.add_transaction(
+    transaction_id = await repository.add_transaction(
         session, kind, [(leg.account_id, leg.amount) for leg in legs]
     )
-    for account in accounts:
-        account.balance = new_balances[account.id]
-    await session.flush()
+    await repository.set_balances(session, new_balances)
     mark_stale(session, *(cache_scope(account.id) for account in accounts))
-    return transaction.id
+    return transaction_id
