@@ -89,3 +89,38 @@ async def admin(client: AsyncClient, session: AsyncSession) -> SignedIn:
     await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
     await session.flush()
     return user
+
+
+# --- real commits: for concurrency tests, where a rolled-back connection cannot serve ------
+
+
+@pytest.fixture(scope="session")
+async def live_app(migrated_database: str) -> AsyncIterator[FastAPI]:
+    """An app whose requests really commit, on a real pool (no rolled-back test transaction)."""
+    async with started_app() as application:
+        yield application
+
+
+@pytest.fixture
+async def live_http(live_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """An HTTP client on the committing app."""
+    async with http_client(live_app) as http:
+        yield http
+
+
+@pytest.fixture
+def sessions(live_app: FastAPI) -> async_sessionmaker[AsyncSession]:
+    """The committing app's session factory, to arrange and check committed rows."""
+    factory: async_sessionmaker[AsyncSession] = live_app.state.session_factory
+    return factory
+
+
+@pytest.fixture
+async def live_admin(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> SignedIn:
+    """A signed-in admin, promoted in a committed transaction."""
+    user = await signed_in_user(live_http)
+    async with sessions() as session, session.begin():
+        await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
+    return user

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -15,7 +14,6 @@ from sqlalchemy import event
 from app.core.cache import NAMESPACE, Cache
 from app.core.config import get_settings
 from app.core.redis import RedisBreaker
-from app.users import service as users_service
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import (
     SignedIn,
@@ -169,49 +167,41 @@ async def test_summary_totals_and_invalidation(client: AsyncClient, admin: Signe
     assert empty_period.json()["fields"][0]["field"] == "query.to"
 
 
-@pytest.fixture(scope="module")
-async def live_app(migrated_database: str) -> AsyncIterator[FastAPI]:
-    async with started_app() as app:
-        yield app
-
-
-async def test_reads_right_after_payments_are_never_stale(live_app: FastAPI) -> None:
+async def test_reads_right_after_payments_are_never_stale(
+    live_app: FastAPI, live_http: AsyncClient, live_admin: SignedIn
+) -> None:
     """Real commits: every read that starts after a payment's response sees that payment."""
-    async with http_client(live_app) as http:
-        admin = await signed_in_user(http)
-        async with live_app.state.session_factory() as session, session.begin():
-            await users_service.promote_to_admin(session, user_id=uuid.UUID(admin.id))
-        payer = await signed_in_user(http)
-        source = await open_account(http, payer)
-        destination = await open_account(http, payer, name="savings")
-        await adjust(http, admin, source["id"], 10_000)
-        urls = [f"/api/v1/accounts/{a['id']}" for a in (source, destination)]
-        summary = f"/api/v1/accounts/{source['id']}/summary"
+    payer = await signed_in_user(live_http)
+    source = await open_account(live_http, payer)
+    destination = await open_account(live_http, payer, name="savings")
+    await adjust(live_http, live_admin, source["id"], 10_000)
+    urls = [f"/api/v1/accounts/{a['id']}" for a in (source, destination)]
+    summary = f"/api/v1/accounts/{source['id']}/summary"
 
-        async def hammer(stop: asyncio.Event) -> None:
-            # Concurrent readers keep the keys hot (and racing) the whole time.
-            while not stop.is_set():
-                await asyncio.gather(*(http.get(u, headers=payer.headers) for u in urls))
+    async def hammer(stop: asyncio.Event) -> None:
+        # Concurrent readers keep the keys hot (and racing) the whole time.
+        while not stop.is_set():
+            await asyncio.gather(*(live_http.get(u, headers=payer.headers) for u in urls))
 
-        stop = asyncio.Event()
-        readers = [asyncio.create_task(hammer(stop)) for _ in range(4)]
-        try:
-            for i in range(1, 21):
-                paid = await http.post(
-                    "/api/v1/payments",
-                    json=payment_body(source["id"], destination["id"], 10),
-                    headers=idempotency_headers(payer),
-                )
-                assert paid.status_code == 201
-                balances = [
-                    (await http.get(u, headers=payer.headers)).json()["balance"] for u in urls
-                ]
-                assert balances == [10_000 - 10 * i, 10 * i]
-                totals = (await http.get(summary, headers=payer.headers)).json()
-                assert (totals["debits"], totals["count"]) == (10 * i, 1 + i)
-        finally:
-            stop.set()
-            await asyncio.gather(*readers)
+    stop = asyncio.Event()
+    readers = [asyncio.create_task(hammer(stop)) for _ in range(4)]
+    try:
+        for i in range(1, 21):
+            paid = await live_http.post(
+                "/api/v1/payments",
+                json=payment_body(source["id"], destination["id"], 10),
+                headers=idempotency_headers(payer),
+            )
+            assert paid.status_code == 201
+            balances = [
+                (await live_http.get(u, headers=payer.headers)).json()["balance"] for u in urls
+            ]
+            assert balances == [10_000 - 10 * i, 10 * i]
+            totals = (await live_http.get(summary, headers=payer.headers)).json()
+            assert (totals["debits"], totals["count"]) == (10 * i, 1 + i)
+    finally:
+        stop.set()
+        await asyncio.gather(*readers)
     assert live_app.state.cache.hits > 0
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -21,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.accounts import service as accounts_service
 from app.idempotency.models import IdempotencyKey
 from app.payments.models import Payment
-from app.users import service as users_service
 from tests.factories import (
     SignedIn,
     adjust,
@@ -30,59 +28,34 @@ from tests.factories import (
     payment_body,
     signed_in_user,
 )
-from tests.integration.conftest import http_client, started_app
 
 PAYMENTS = "/api/v1/payments"
 
 
-@pytest.fixture(scope="module")
-async def live_app(migrated_database: str) -> AsyncIterator[FastAPI]:
-    async with started_app() as app:
-        yield app
-
-
-@pytest.fixture
-async def http(live_app: FastAPI) -> AsyncIterator[AsyncClient]:
-    async with http_client(live_app) as client:
-        yield client
-
-
-@pytest.fixture
-def sessions(live_app: FastAPI) -> async_sessionmaker[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = live_app.state.session_factory
-    return factory
-
-
-@pytest.fixture
-async def live_admin(http: AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> SignedIn:
-    user = await signed_in_user(http)
-    async with sessions() as session, session.begin():
-        await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
-    return user
-
-
 async def balances(
-    http: AsyncClient, owner: SignedIn, accounts: list[dict[str, object]]
+    live_http: AsyncClient, owner: SignedIn, accounts: list[dict[str, object]]
 ) -> list[int]:
     return [
-        (await http.get(f"/api/v1/accounts/{a['id']}", headers=owner.headers)).json()["balance"]
+        (await live_http.get(f"/api/v1/accounts/{a['id']}", headers=owner.headers)).json()[
+            "balance"
+        ]
         for a in accounts
     ]
 
 
 async def test_fifty_identical_requests_make_exactly_one_payment(
-    http: AsyncClient, live_admin: SignedIn, sessions: async_sessionmaker[AsyncSession]
+    live_http: AsyncClient, live_admin: SignedIn, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    payer = await signed_in_user(http)
-    payee = await signed_in_user(http)
-    source = await open_account(http, payer)
-    destination = await open_account(http, payee)
-    await adjust(http, live_admin, source["id"], 10_000)
+    payer = await signed_in_user(live_http)
+    payee = await signed_in_user(live_http)
+    source = await open_account(live_http, payer)
+    destination = await open_account(live_http, payee)
+    await adjust(live_http, live_admin, source["id"], 10_000)
     headers = idempotency_headers(payer)
     body = payment_body(source["id"], destination["id"], 1_234)
 
     responses = await asyncio.gather(
-        *(http.post(PAYMENTS, json=body, headers=headers) for _ in range(50))
+        *(live_http.post(PAYMENTS, json=body, headers=headers) for _ in range(50))
     )
 
     outcomes = Counter(
@@ -109,16 +82,16 @@ async def test_fifty_identical_requests_make_exactly_one_payment(
             .where(Payment.source_account_id == source["id"])
         )
     assert stored == 1
-    assert await balances(http, payer, [source]) == [10_000 - 1_234]
+    assert await balances(live_http, payer, [source]) == [10_000 - 1_234]
 
 
 async def test_a_bank_run_of_random_transfers_creates_and_loses_nothing(
-    http: AsyncClient, live_admin: SignedIn, sessions: async_sessionmaker[AsyncSession]
+    live_http: AsyncClient, live_admin: SignedIn, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    owners = [await signed_in_user(http) for _ in range(3)]
-    accounts = [(owner, await open_account(http, owner)) for owner in owners for _ in range(2)]
+    owners = [await signed_in_user(live_http) for _ in range(3)]
+    accounts = [(owner, await open_account(live_http, owner)) for owner in owners for _ in range(2)]
     for _, account in accounts:
-        await adjust(http, live_admin, account["id"], 1_000)
+        await adjust(live_http, live_admin, account["id"], 1_000)
     total_before = 1_000 * len(accounts)
     rng = random.Random(20261127)
     transfers = []
@@ -131,7 +104,7 @@ async def test_a_bank_run_of_random_transfers_creates_and_loses_nothing(
         owner: SignedIn, source: dict[str, object], destination: dict[str, object], amount: int
     ) -> int:
         async with limiter:
-            response = await http.post(
+            response = await live_http.post(
                 PAYMENTS,
                 json=payment_body(source["id"], destination["id"], amount),
                 headers=idempotency_headers(owner),
@@ -143,7 +116,7 @@ async def test_a_bank_run_of_random_transfers_creates_and_loses_nothing(
     assert statuses[201] > 0
 
     after = [
-        (await http.get(f"/api/v1/accounts/{a['id']}", headers=o.headers)).json()["balance"]
+        (await live_http.get(f"/api/v1/accounts/{a['id']}", headers=o.headers)).json()["balance"]
         for o, a in accounts
     ]
     assert sum(after) == total_before
@@ -177,20 +150,20 @@ def fail_next_commit(live_app: FastAPI) -> Iterator[Callable[[], None]]:
 
 
 async def test_a_payment_whose_commit_fails_leaves_no_trace_and_is_not_replayed(
-    http: AsyncClient,
+    live_http: AsyncClient,
     live_admin: SignedIn,
     sessions: async_sessionmaker[AsyncSession],
     fail_next_commit: Callable[[], None],
 ) -> None:
-    payer = await signed_in_user(http)
-    source = await open_account(http, payer)
-    destination = await open_account(http, await signed_in_user(http))
-    await adjust(http, live_admin, source["id"], 5_000)
+    payer = await signed_in_user(live_http)
+    source = await open_account(live_http, payer)
+    destination = await open_account(live_http, await signed_in_user(live_http))
+    await adjust(live_http, live_admin, source["id"], 5_000)
     headers = idempotency_headers(payer)
     body = payment_body(source["id"], destination["id"], 800)
 
     fail_next_commit()
-    failed = await http.post(PAYMENTS, json=body, headers=headers)
+    failed = await live_http.post(PAYMENTS, json=body, headers=headers)
     assert failed.status_code == 500
     assert failed.json()["error"] == "internal_error"
     async with sessions() as session:
@@ -210,19 +183,19 @@ async def test_a_payment_whose_commit_fails_leaves_no_trace_and_is_not_replayed(
             )
             == 0
         )
-    assert await balances(http, payer, [source]) == [5_000]
+    assert await balances(live_http, payer, [source]) == [5_000]
 
-    retry = await http.post(PAYMENTS, json=body, headers=headers)
+    retry = await live_http.post(PAYMENTS, json=body, headers=headers)
     assert retry.status_code == 201
     assert "idempotent-replayed" not in retry.headers
-    assert await balances(http, payer, [source]) == [4_200]
+    assert await balances(live_http, payer, [source]) == [4_200]
 
 
 async def test_the_database_refuses_an_unbalanced_transaction_at_commit(
-    sessions: async_sessionmaker[AsyncSession], http: AsyncClient
+    sessions: async_sessionmaker[AsyncSession], live_http: AsyncClient
 ) -> None:
-    owner = await signed_in_user(http)
-    account = await open_account(http, owner)
+    owner = await signed_in_user(live_http)
+    account = await open_account(live_http, owner)
     insert_entry = text(
         "INSERT INTO ledger_entries (transaction_id, account_id, amount) VALUES (:t, :a, 5)"
     )
@@ -234,4 +207,4 @@ async def test_the_database_refuses_an_unbalanced_transaction_at_commit(
         await session.execute(insert_entry, {"t": tx, "a": account["id"]})  # accepted for now...
         with pytest.raises(IntegrityError, match="unbalanced"):
             await transaction.commit()  # ...refused at COMMIT by the deferred trigger
-    assert await balances(http, owner, [account]) == [0]
+    assert await balances(live_http, owner, [account]) == [0]
