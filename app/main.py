@@ -69,7 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.settings = settings
     install_error_handlers(app)
     install_openapi(app)
 

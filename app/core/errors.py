@@ -211,15 +211,20 @@ def request_id_of(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
+def app_error_response(error: AppError, *, request_id: str | None) -> JSONResponse:
+    """Render an AppError (also used by middleware, which runs outside the handlers)."""
     return problem_response(
-        status_code=exc.status_code,
-        code=exc.code,
-        detail=exc.detail,
-        request_id=request_id_of(request),
-        fields=exc.fields,
-        headers=exc.headers,
+        status_code=error.status_code,
+        code=error.code,
+        detail=error.detail,
+        request_id=request_id,
+        fields=error.fields,
+        headers=error.headers,
     )
+
+
+async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
+    return app_error_response(exc, request_id=request_id_of(request))
 
 
 def _field_errors(errors: Sequence[Any]) -> list[FieldError]:

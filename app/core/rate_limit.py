@@ -31,8 +31,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import Settings
-from app.core.errors import RateLimitedError, problem_response, request_id_of
+from app.core.config import Settings, get_settings
+from app.core.errors import RateLimitedError, app_error_response, request_id_of
 from app.core.logging import get_logger
 from app.core.redis import RedisBreaker
 
@@ -137,13 +137,8 @@ class RateLimitMiddleware:
             return
         if not verdict.allowed:
             logger.info("rate_limited", limit="default", client=client_ip(scope))
-            error = RateLimitedError()
-            response = problem_response(
-                status_code=error.status_code,
-                code=error.code,
-                detail=error.detail,
-                request_id=request_id_of(Request(scope)),
-                headers=verdict.headers,
+            response = app_error_response(
+                RateLimitedError(headers=verdict.headers), request_id=request_id_of(Request(scope))
             )
             await response(scope, receive, send)
             return
@@ -162,8 +157,7 @@ async def enforce(
     request: Request, *, limit: str, name: str, identity: str, fail_open: bool = False
 ) -> None:
     """Count a stricter, route-specific limit; raise RateLimitedError when it is exceeded."""
-    settings_enabled: bool = request.app.state.settings.RATE_LIMIT_ENABLED
-    if not settings_enabled:
+    if not get_settings().RATE_LIMIT_ENABLED:
         return
     limiter: RateLimiter = request.app.state.rate_limiter
     verdict = await limiter.hit(parse(limit), name, identity, fail_open=fail_open)
