@@ -350,3 +350,24 @@ async def test_every_entry_is_append_only(
     entry.amount = 1
     with pytest.raises(Exception, match="append-only"):
         await session.flush()
+
+
+async def test_expired_keys_are_deleted_by_the_clean_up(
+    client: AsyncClient, admin: SignedIn, session: AsyncSession
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from app.idempotency import service as idempotency_service
+
+    payer, source, destination = await funded_pair(client, admin)
+    headers = idempotency_headers(payer)
+    await client.post(
+        PAYMENTS, json=payment_body(source["id"], destination["id"], 10), headers=headers
+    )
+    key = IdempotencyKey.key == headers["Idempotency-Key"]
+    now = datetime.now(UTC)
+    await idempotency_service.delete_expired_keys(session, now=now)  # a fresh key survives
+    assert await session.scalar(select(func.count()).select_from(IdempotencyKey).where(key)) == 1
+    later = now + timedelta(days=2)
+    assert await idempotency_service.delete_expired_keys(session, now=later) >= 1
+    assert await session.scalar(select(func.count()).select_from(IdempotencyKey).where(key)) == 0
