@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -35,10 +36,10 @@ class DrainingServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Remember the loop, so a signal handler can schedule the end of the drain."""
         self._loop = asyncio.get_running_loop()
-        await super().serve(sockets)  # type: ignore[arg-type]
+        await super().serve(sockets)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: drain, then shut down. Later signals: shut down now (or force)."""
@@ -47,11 +48,11 @@ class DrainingServer(uvicorn.Server):
         if self.should_exit:
             self.force_exit = sig == signal.SIGINT
             return
-        if is_draining() or self._loop is None or self.drain_seconds <= 0:
-            start_draining()
+        second_signal = is_draining()
+        start_draining()
+        if second_signal or self._loop is None or self.drain_seconds <= 0:
             self.should_exit = True
             return
-        start_draining()
         logger.info("draining", signal=signal.Signals(sig).name, seconds=self.drain_seconds)
         self._loop.call_soon_threadsafe(self._loop.call_later, self.drain_seconds, self._end_drain)
 
