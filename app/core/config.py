@@ -84,8 +84,12 @@ class Settings(BaseSettings):
     REDIS_BREAKER_SECONDS: float = Field(default=5.0, ge=0, le=300)
 
     CACHE_TTL_SECONDS: int = Field(default=300, ge=1, le=86_400)
+    # How often every process re-applies invalidations that Redis missed (seconds).
+    CACHE_REDRIVE_SECONDS: float = Field(default=1.0, gt=0, le=60)
 
     HEALTH_CHECK_TIMEOUT_SECONDS: float = Field(default=1.0, gt=0, le=30)
+    # A readiness result is reused this long, so a probe flood costs one check (seconds).
+    HEALTH_CACHE_SECONDS: float = Field(default=1.0, ge=0, le=30)
 
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "console"] | None = None
@@ -98,8 +102,21 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_PER_IP: str = "10/minute"
     RATE_LIMIT_LOGIN_PER_ACCOUNT: str = "5/minute"
     RATE_LIMIT_REGISTER: str = "5/minute"
+    # Wrong-password guesses of one account from every client together (ADR 0014); clients
+    # that signed in to the account before keep their own budget, so it cannot lock them out.
+    RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: str = "20/hour"
+    LOGIN_KNOWN_CLIENT_DAYS: int = Field(default=30, ge=1, le=365)
+    # Current-password checks (password change) per signed-in user.
+    RATE_LIMIT_PASSWORD_CHECK: str = "5/minute"
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs); empty: nobody's.
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = []
+
+    # Request size and time bounds (app/core/limits.py, app/core/http_protocol.py).
+    MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    MAX_HEADER_BYTES: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    MAX_HEADER_COUNT: int = Field(default=100, ge=10, le=1000)
+    HEADER_READ_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=300)
+    BODY_READ_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=600)
 
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
@@ -124,6 +141,8 @@ class Settings(BaseSettings):
         "RATE_LIMIT_LOGIN_PER_IP",
         "RATE_LIMIT_LOGIN_PER_ACCOUNT",
         "RATE_LIMIT_REGISTER",
+        "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT",
+        "RATE_LIMIT_PASSWORD_CHECK",
     )
     @classmethod
     def _rate_limit(cls, value: str) -> str:
