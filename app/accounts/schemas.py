@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.config import get_settings
 from app.core.pagination import Page
+from app.core.types import Text
 
 MinorUnits = int
 LedgerKind = Literal["payment", "adjustment", "deposit"]
@@ -20,8 +21,8 @@ class AccountCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    currency: str = Field(description="ISO 4217 code, one of SUPPORTED_CURRENCIES.")
-    name: str = Field(min_length=1, max_length=100)
+    currency: Text = Field(description="ISO 4217 code, one of SUPPORTED_CURRENCIES.")
+    name: Text = Field(min_length=1, max_length=100)
 
     @field_validator("currency")
     @classmethod

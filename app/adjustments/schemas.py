@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.core.types import Text
+
 MAX_ADJUSTMENT = 10**15
 
 
@@ -21,7 +23,7 @@ class AdjustmentCreate(BaseModel):
         strict=True,
         description="Signed minor units (a JSON integer), not zero.",
     )
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
     @field_validator("amount")
     @classmethod

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
+from app.core.types import Text
+
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 128
 # A few of the most common long passwords from public breach lists; length alone lets these
@@ -68,8 +70,8 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr = Field(max_length=254)
-    password: str = Password
-    full_name: str = Field(min_length=1, max_length=200)
+    password: Text = Password
+    full_name: Text = Field(min_length=1, max_length=200)
 
     @field_validator("email")
     @classmethod
@@ -103,7 +105,7 @@ class RefreshRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Generous bound: any token-like string (even an access token) gets a proper 401, not a 422.
-    refresh_token: str = Field(min_length=1, max_length=2048)
+    refresh_token: Text = Field(min_length=1, max_length=2048)
 
 
 class PasswordChange(BaseModel):
@@ -111,8 +113,8 @@ class PasswordChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    current_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
-    new_password: str = Password
+    current_password: Text = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    new_password: Text = Password
 
     @field_validator("new_password")
     @classmethod

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: str = "20/hour"
     LOGIN_KNOWN_CLIENT_DAYS: int = Field(default=30, ge=1, le=365)
     # Current-password checks (password change) per signed-in user.
-    RATE_LIMIT_PASSWORD_CHECK: str = "5/minute"
+    RATE_LIMIT_PASSWORD_CHECK: str = "5/minute"  # noqa: S105 - a rate, not a password
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs); empty: nobody's.
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = []
 

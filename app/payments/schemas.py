@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from app.core.pagination import Page
-from app.core.types import Rfc3339
+from app.core.types import Rfc3339, Text
 
 PaymentStatus = Literal["succeeded", "failed"]
 # Bounded well inside BIGINT, so no sum of a few amounts can overflow in SQL.
@@ -27,7 +27,7 @@ class PaymentCreate(BaseModel):
     # strict: a JSON integer only — "100" or 100.0 is refused rather than coerced.
     amount: int = Field(gt=0, le=MAX_AMOUNT, strict=True, description="Minor units (cents), > 0.")
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="Must be both accounts' currency.")
-    description: str = Field(default="", max_length=500)
+    description: Text = Field(default="", max_length=500)
 
 
 class PaymentRead(BaseModel):

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from app.core.types import Text, storable_text
+
 Role = Literal["user", "admin"]
 
 
@@ -31,14 +33,15 @@ class UserUpdate(BaseModel):
     # Omitted means "unchanged"; null is refused, as the contract says (no null in its schema).
     # The length constraints sit on the `str` alone: on the union they crashed on null — a 500
     # that schemathesis found.
-    full_name: Annotated[str, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    full_name: Annotated[Text, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
 
     @field_validator("full_name", mode="before")
     @classmethod
     def _no_null(cls, value: object) -> object:
+        # Checked before the union too, so the error names `full_name` and not a union member.
         if value is None:
             raise ValueError("must be a string; omit the field to leave it unchanged")
-        return value
+        return storable_text(value) if isinstance(value, str) else value
 
     @field_validator("full_name")
     @classmethod
