@@ -227,11 +227,17 @@ async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
     return app_error_response(exc, request_id=request_id_of(request))
 
 
+def _location(loc: Sequence[Any]) -> list[str]:
+    # Inside a union (`X | None`), pydantic appends the member's tag to the location, e.g.
+    # `query.created_after.function-after[...]`; a client wants the field, not our validators.
+    return [str(part) for part in loc if not (isinstance(part, str) and "[" in part)]
+
+
 def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
     # The input value is deliberately left out: it may be a password or a card number.
     fields = [
         FieldError(
-            field=".".join(str(part) for part in error.get("loc", ())) or "request",
+            field=".".join(_location(error.get("loc", ()))) or "request",
             message=str(error.get("msg", "invalid")),
             type=str(error.get("type", "value_error")),
         )

@@ -3,21 +3,38 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-_RFC3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+# RFC 3339 §5.6 `date-time`: a full date, a full time and a mandatory offset (Z or ±hh:mm).
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+)
 # JSON Schema (ECMA-262) form of the rule below, so the contract states it too.
 TEXT_PATTERN = r"^[^\u0000]*$"
 
 
 def _require_rfc3339_text(value: object) -> object:
-    # Pydantic would also read 0.5 or 1700000000 as a Unix time; the contract says RFC 3339.
-    if isinstance(value, str) and not _RFC3339_START.match(value):
-        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-01-31T12:00:00Z")
+    # Pydantic would also read 0.5 or 1700000000 as a Unix time, and a time without an offset
+    # as a naive one (which cannot be compared with an aware one); RFC 3339 requires it.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T12:00:00Z")
     return value
+
+
+def _in_utc_range(value: datetime) -> datetime:
+    # 9999-12-31T23:59:59-23:59 is a valid RFC 3339 text but past year 9999 in UTC: Python and
+    # the database driver cannot represent it. Normalised to UTC, every later step is safe.
+    if value.tzinfo is None:
+        raise ValueError("must carry a UTC offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range: must lie between years 0001 and 9999 in UTC") from None
 
 
 def storable_text(value: str) -> str:
@@ -36,4 +53,5 @@ Text = Annotated[
     str, AfterValidator(storable_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
 ]
 
-Rfc3339 = Annotated[datetime, BeforeValidator(_require_rfc3339_text)]
+# The one date-time type of query filters and inputs: offset required, normalised to UTC.
+Rfc3339 = Annotated[datetime, BeforeValidator(_require_rfc3339_text), AfterValidator(_in_utc_range)]
