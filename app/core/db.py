@@ -55,6 +55,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
         pool_pre_ping=True,
         echo=settings.DB_ECHO,
+        # Errors and echo show the statement, never its values: those are emails, password
+        # hashes and token hashes, which must not reach a log line (or Sentry).
+        hide_parameters=True,
         connect_args={
             "server_settings": {
                 "application_name": settings.PROJECT_NAME,
