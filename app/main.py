@@ -13,6 +13,7 @@ from app import __version__
 from app.accounts.router import router as accounts_router
 from app.adjustments.router import router as adjustments_router
 from app.auth.router import router as auth_router
+from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the client address -> rate limit (before auth) -> CORS -> routes.
     app.add_middleware(RateLimitMiddleware, settings=settings, prefix=API_PREFIX)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.MAX_BODY_BYTES)
     app.add_middleware(RequestContextMiddleware)
 
     api = APIRouter(prefix=API_PREFIX)

@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs); empty: nobody's.
     TRUSTED_PROXIES: Annotated[list[str], NoDecode] = []
 
-    # Request size and time bounds (app/core/limits.py, app/core/http_protocol.py).
+    # Request size and time bounds (app/core/body_limit.py, app/core/http_protocol.py).
     MAX_BODY_BYTES: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
     MAX_HEADER_BYTES: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     MAX_HEADER_COUNT: int = Field(default=100, ge=10, le=1000)

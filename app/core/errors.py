@@ -207,7 +207,12 @@ def internal_error_response(request_id: str | None) -> JSONResponse:
 
 def request_id_of(request: Request) -> str | None:
     """The id the request-context middleware gave this request."""
-    value = request.scope.get("state", {}).get("request_id")
+    return request_id_of_scope(request.scope)
+
+
+def request_id_of_scope(scope: Mapping[str, Any]) -> str | None:
+    """The request id, from an ASGI scope (for middleware that has no Request)."""
+    value = scope.get("state", {}).get("request_id")
     return value if isinstance(value, str) else None
 
 

@@ -49,6 +49,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     response["content"] = _problem_content()
                     if status == "422":
                         response["description"] = "Unprocessable Content"
+            if "requestBody" in operation:
+                responses.setdefault(
+                    "413", {"description": "Content Too Large", "content": _problem_content()}
+                )
             responses.setdefault(
                 "500", {"description": "Internal Server Error", "content": _problem_content()}
             )
