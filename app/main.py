@@ -25,6 +25,7 @@ from app.core.redis import RedisBreaker, create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.core.security import get_password_hasher
 from app.health.router import router as health_router
+from app.health.service import ReadinessProbe
 from app.payments.router import router as payments_router
 from app.users.router import router as users_router
 
@@ -51,6 +52,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.rate_limiter = RateLimiter(app.state.redis, breaker=breaker)
         app.state.cache = Cache(
             app.state.redis, ttl_seconds=settings.CACHE_TTL_SECONDS, breaker=breaker
+        )
+        app.state.readiness = ReadinessProbe(
+            engine=app.state.engine,
+            redis=app.state.redis,
+            within_seconds=settings.HEALTH_CHECK_TIMEOUT_SECONDS,
+            reuse_seconds=settings.HEALTH_CACHE_SECONDS,
         )
         await get_password_hasher(settings).warm_up()
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)

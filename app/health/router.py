@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from app.core.config import get_settings
-from app.core.db import EngineDep
 from app.core.openapi import error_responses
-from app.core.redis import RedisDep
-from app.health import service as health_service
 from app.health.schemas import LivenessRead, ReadinessRead
+from app.health.service import ReadinessProbe
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -26,8 +23,10 @@ async def get_liveness() -> LivenessRead:
     operation_id="get_readiness",
     responses=error_responses(503),
 )
-async def get_readiness(engine: EngineDep, redis: RedisDep) -> ReadinessRead:
-    """Readiness: the database and Redis answer within a short timeout; 503 otherwise."""
-    return await health_service.check_readiness(
-        engine=engine, redis=redis, within_seconds=get_settings().HEALTH_CHECK_TIMEOUT_SECONDS
-    )
+async def get_readiness(request: Request) -> ReadinessRead:
+    """Readiness: the database and Redis answer within a short timeout; 503 otherwise.
+
+    A result is reused for about a second, so a flood of probes costs one check.
+    """
+    probe: ReadinessProbe = request.app.state.readiness
+    return await probe.check()

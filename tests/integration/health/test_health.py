@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
 from httpx import AsyncClient
+from sqlalchemy import event
 
 from tests.integration.conftest import http_client, started_app
 
@@ -53,16 +56,79 @@ async def test_ready_is_503_naming_the_dependency_that_is_down(
     assert body["detail"] == f"Not ready: {failing} unreachable."
 
 
+@asynccontextmanager
+async def silent_server() -> AsyncIterator[str]:
+    """A loopback TCP server that accepts connections and never answers (a hung Redis)."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 @pytest.mark.usefixtures("migrated_database")
 async def test_ready_answers_within_the_timeout_when_a_dependency_hangs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A TEST-NET address never answers: the check must give up after HEALTH_CHECK_TIMEOUT.
-    monkeypatch.setenv("REDIS_URL", "redis://192.0.2.1:6379/0")
-    monkeypatch.setenv("HEALTH_CHECK_TIMEOUT_SECONDS", "0.3")
-    async with client_for_fresh_app() as client:
-        ready = await client.get("/health/ready")
+    # Redis accepts the connection but never answers: the check gives up after the timeout.
+    async with silent_server() as url:
+        monkeypatch.setenv("REDIS_URL", url)
+        monkeypatch.setenv("HEALTH_CHECK_TIMEOUT_SECONDS", "0.3")
+        async with client_for_fresh_app() as client:
+            started = time.monotonic()
+            ready = await client.get("/health/ready")
+            elapsed = time.monotonic() - started
     assert ready.status_code == 503
+    assert ready.json()["detail"] == "Not ready: redis unreachable."
+    assert elapsed < 5  # bounded by the timeout, not by the hang
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_a_probe_flood_costs_one_check_and_one_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HEALTH_CACHE_SECONDS", "30")
+    async with started_app() as app, http_client(app) as client:
+        in_use = peak = 0
+
+        def checkout(*_: object) -> None:
+            nonlocal in_use, peak
+            in_use += 1
+            peak = max(peak, in_use)
+
+        def checkin(*_: object) -> None:
+            nonlocal in_use
+            in_use -= 1
+
+        pool = app.state.engine.sync_engine.pool
+        event.listen(pool, "checkout", checkout)
+        event.listen(pool, "checkin", checkin)
+        for _ in range(3):  # the issue's flood: 300 concurrent probes, several rounds
+            answers = await asyncio.gather(*(client.get("/health/ready") for _ in range(300)))
+            assert {answer.status_code for answer in answers} == {200}
+        assert app.state.readiness.checks == 1
+        assert peak == 1
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_a_reused_result_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEALTH_CACHE_SECONDS", "0.2")
+    async with started_app() as app, http_client(app) as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 200
+        assert app.state.readiness.checks == 1
+        await asyncio.sleep(0.3)
+        assert (await client.get("/health/ready")).status_code == 200
+        assert app.state.readiness.checks == 2
 
 
 async def test_ready_is_503_while_draining(client: AsyncClient) -> None:
