@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
@@ -18,6 +17,11 @@ from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
+from app.core.http_headers import (
+    HeadAsGetMiddleware,
+    ProblemCORSMiddleware,
+    SecurityHeadersMiddleware,
+)
 from app.core.logging import configure_logging, get_logger
 from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
@@ -76,25 +80,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        # No trailing-slash redirects: Starlette builds them from the Host header, which a
+        # client controls (`Host: evil.example` → `Location: http://evil.example/…`).
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     install_openapi(app)
 
-    if settings.CORS_ORIGINS:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.CORS_ORIGINS,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replayed"],
-        )
     # add_middleware wraps what is already there, so the last added runs first. Order of a
-    # request: request context (id, access log, last-resort 500) -> trusted-proxy rewrite of
-    # the client address -> rate limit (before auth) -> CORS -> routes.
+    # request: security headers (on every answer, even the last-resort 500) -> request context
+    # (id, access log, last-resort 500) -> CORS (so 413 and 429 are readable by a browser too)
+    # -> body limit -> trusted-proxy rewrite of the client address -> rate limit (before auth)
+    # -> HEAD as GET -> routes.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings, prefix=API_PREFIX)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.MAX_BODY_BYTES)
+    if settings.CORS_ORIGINS:
+        app.add_middleware(
+            ProblemCORSMiddleware,
+            allow_origins=settings.CORS_ORIGINS,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=[
+                "X-Request-ID",
+                "Retry-After",
+                "Idempotent-Replayed",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+        )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
 
     api = APIRouter(prefix=API_PREFIX)
     api.include_router(auth_router)

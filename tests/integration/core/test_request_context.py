@@ -6,6 +6,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 
+from app.health.service import ReadinessProbe
 from tests.conftest import LogReader
 
 
@@ -64,6 +65,11 @@ async def test_every_line_of_a_request_carries_its_id(
     app: FastAPI, client: AsyncClient, log_lines: LogReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(app.state.redis, "ping", _failing_ping)
+    # A probe of its own: the session app's shared one may reuse an earlier result.
+    fresh = ReadinessProbe(
+        engine=app.state.engine, redis=app.state.redis, within_seconds=1, reuse_seconds=0
+    )
+    monkeypatch.setattr(app.state, "readiness", fresh)
     await client.get("/health/ready", headers={"X-Request-ID": "req-0003-abcd"})
     lines = [line for line in log_lines() if line["logger"] in {"app.access", "app.health.service"}]
     assert {line["event"] for line in lines} == {"readiness_failed", "request"}

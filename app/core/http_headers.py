@@ -1,0 +1,120 @@
+"""Response headers every answer carries, HEAD for every GET, and CORS refusals in the error shape.
+
+Pure ASGI middleware (see `create_app` for their order):
+
+- `SecurityHeadersMiddleware`: `X-Content-Type-Options`, frame protection, `Referrer-Policy`,
+  a Content-Security-Policy (strict for the API; one that lets Swagger UI and ReDoc load on the
+  docs pages), HSTS when the request came over HTTPS, and `Cache-Control: no-store` on every API
+  answer — they are per-user data or errors, never something a shared cache may keep.
+- `HeadAsGetMiddleware`: FastAPI registers GET routes for GET only; RFC 9110 §9.3.2 wants HEAD
+  wherever GET is. The request runs as a GET and the body is dropped, headers kept.
+- `ProblemCORSMiddleware`: Starlette's CORS middleware, with a refused preflight answered as a
+  400 problem document instead of plain text.
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.core.errors import AppError, app_error_response
+
+# Nothing on the API is a page: no scripts, no frames, no plugins, nothing to load.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+# FastAPI's Swagger UI and ReDoc pages load their bundles from jsDelivr and start them with an
+# inline script; they fetch the schema and call the API on this origin.
+DOCS_CSP = (
+    "default-src 'none'; "
+    "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; "
+    "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "worker-src blob:; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+DOCS_PATHS = ("/docs", "/redoc")
+HSTS = "max-age=63072000; includeSubDomains"
+_COMMON = (
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+)
+
+
+class SecurityHeadersMiddleware:
+    """Add the security headers to every HTTP response (an endpoint's own values win)."""
+
+    def __init__(self, app: ASGIApp, *, api_prefix: str) -> None:
+        self.app = app
+        self.api_prefix = api_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Wrap `send` so the response start carries the headers."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
+        no_store = path.startswith(self.api_prefix)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _COMMON:
+                    headers.setdefault(name, value)
+                headers.setdefault("content-security-policy", csp)
+                if no_store:
+                    headers.setdefault("cache-control", "no-store")
+                # Read at response time: the trusted-proxy middleware may have set the scheme.
+                if scope.get("scheme") == "https":
+                    headers.setdefault("strict-transport-security", HSTS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class HeadAsGetMiddleware:
+    """Answer HEAD wherever GET is answered: same status and headers, no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run a HEAD request as GET and swallow the body it produces."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_without_body)
+
+
+class CorsPreflightRefusedError(AppError):
+    """A CORS preflight from an origin, method or header the service does not allow."""
+
+    code = "cors_preflight_refused"
+    status_code = 400
+    default_detail = "This cross-origin request is not allowed."
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS handling; a refused preflight is a problem document, not plain text."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """The preflight answer; a refusal keeps its reason (origin, method, headers)."""
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        reason = bytes(response.body).decode() or "Disallowed CORS request"
+        return app_error_response(
+            CorsPreflightRefusedError(f"{reason}: see CORS_ORIGINS."), request_id=None
+        )
