@@ -69,8 +69,11 @@ async def test_every_line_of_a_request_carries_its_id(
     fresh = ReadinessProbe(
         engine=app.state.engine, redis=app.state.redis, within_seconds=1, reuse_seconds=0
     )
-    monkeypatch.setattr(app.state, "readiness", fresh)
-    await client.get("/health/ready", headers={"X-Request-ID": "req-0003-abcd"})
+    shared, app.state.readiness = app.state.readiness, fresh  # (monkeypatch cannot undo State)
+    try:
+        await client.get("/health/ready", headers={"X-Request-ID": "req-0003-abcd"})
+    finally:
+        app.state.readiness = shared
     lines = [line for line in log_lines() if line["logger"] in {"app.access", "app.health.service"}]
     assert {line["event"] for line in lines} == {"readiness_failed", "request"}
     assert {line["request_id"] for line in lines} == {"req-0003-abcd"}
