@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
+import zlib
+from collections import Counter
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -21,9 +24,33 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Development defaults that must never reach production: start-up refuses them there.
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 - refused in prod
+DEV_ADMIN_PASSWORD = "change-me-admin-password"  # noqa: S105 - refused in prod
 KNOWN_WEAK_SECRETS = frozenset(
     {DEV_SECRET_KEY, "changeme", "change-me", "secret", "password", "development"}
 )
+
+
+# Production floors, in estimated bits (see `estimated_entropy_bits`): a random 32-character
+# hex key (128 random bits) scores ~110, `secrets.token_urlsafe(48)` ~330, "a" * 32 scores 0.
+MIN_SECRET_KEY_BITS = 90
+MIN_ADMIN_PASSWORD_LENGTH = 16
+MIN_ADMIN_PASSWORD_BITS = 50
+
+
+def estimated_entropy_bits(value: str) -> float:
+    """A cheap upper bound on a secret's entropy: the lower of two estimates.
+
+    Length times the Shannon entropy of its own characters catches few distinct characters
+    ("a" * 32); what zlib cannot squeeze out catches repetition ("abcd" * 12). It cannot prove
+    a secret is random, but it refuses what people type by hand.
+    """
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    per_char = -sum(n / len(value) * math.log2(n / len(value)) for n in counts.values())
+    # zlib adds ~8 bytes of framing; what remains is roughly the information in the value.
+    compressed_bits = 8 * max(len(zlib.compress(value.encode(), 9)) - 8, 0)
+    return min(per_char * len(value), compressed_bits)
 
 
 class Environment(enum.StrEnum):
@@ -124,7 +151,7 @@ class Settings(BaseSettings):
     DRAIN_SECONDS: float = Field(default=5.0, ge=0, le=120)
 
     FIRST_ADMIN_EMAIL: str = "admin@example.com"
-    FIRST_ADMIN_PASSWORD: SecretStr = SecretStr("change-me-admin-password")
+    FIRST_ADMIN_PASSWORD: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
     DEMO_USER_EMAIL: str = "demo@example.com"
     DEMO_USER_PASSWORD: SecretStr = SecretStr("demo-password-2026")
 
@@ -186,10 +213,25 @@ class Settings(BaseSettings):
         if self.ENVIRONMENT is not Environment.PRODUCTION:
             return self
         problems = []
-        if self.SECRET_KEY.get_secret_value() in KNOWN_WEAK_SECRETS:
+        secret_key = self.SECRET_KEY.get_secret_value()
+        if secret_key in KNOWN_WEAK_SECRETS:
             problems.append("SECRET_KEY is a default or known-weak value")
-        if self.FIRST_ADMIN_PASSWORD.get_secret_value() == "change-me-admin-password":
+        elif estimated_entropy_bits(secret_key) < MIN_SECRET_KEY_BITS:
+            problems.append(
+                "SECRET_KEY is too predictable (repeated or few distinct characters); generate "
+                "one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        admin_password = self.FIRST_ADMIN_PASSWORD.get_secret_value()
+        if admin_password == DEV_ADMIN_PASSWORD:
             problems.append("FIRST_ADMIN_PASSWORD is the default value")
+        elif (
+            len(admin_password) < MIN_ADMIN_PASSWORD_LENGTH
+            or estimated_entropy_bits(admin_password) < MIN_ADMIN_PASSWORD_BITS
+        ):
+            problems.append(
+                f"FIRST_ADMIN_PASSWORD is too weak: use at least {MIN_ADMIN_PASSWORD_LENGTH} "
+                "characters with some variety (a passphrase of several words will do)"
+            )
         if self.DEBUG:
             problems.append("DEBUG must be false")
         if "*" in self.CORS_ORIGINS:

@@ -90,12 +90,28 @@ def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
     subject, token_id = claims.get("sub"), claims.get("jti")
     if not isinstance(subject, str) or not isinstance(token_id, str):
         raise TokenInvalidError("sub and jti must be strings")
+    _instant(claims, "nbf")  # checked by PyJWT; here only its type (a number, not a string)
     return AccessClaims(
         subject=subject,
         token_id=token_id,
-        issued_at=datetime.fromtimestamp(claims["iat"], UTC),
-        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        issued_at=_instant(claims, "iat"),
+        expires_at=_instant(claims, "exp"),
     )
+
+
+def _instant(claims: dict[str, object], name: str) -> datetime:
+    """A NumericDate claim as a datetime; TokenInvalidError unless it is a representable number.
+
+    PyJWT accepts `"9999999999"` (it calls int() on it) and `1e30` (its comparisons work), but
+    neither is a time Python can hold. Only reachable with the real key: a bug, not an attack.
+    """
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TokenInvalidError(f"{name} must be a number (RFC 7519 NumericDate)")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise TokenInvalidError(f"{name} is out of range") from None
 
 
 def new_refresh_token() -> str:

@@ -43,7 +43,11 @@ def test_invalid_configuration_stops_start_up_with_one_clear_message() -> None:
     result = subprocess.run(  # noqa: S603 - fixed command
         uvicorn_command(free_port()),
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "ENVIRONMENT": "production", "SECRET_KEY": "x" * 40},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "ENVIRONMENT": "production",
+            "SECRET_KEY": "Zq3v8L1pX0bN7wR2tY5uE9iO4aS6dF_hJkMn-GcVxB7e",
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -9,13 +10,15 @@ from dotenv import dotenv_values
 
 from app.core.config import (
     DEV_SECRET_KEY,
+    MIN_SECRET_KEY_BITS,
     ConfigError,
     Environment,
     Settings,
+    estimated_entropy_bits,
     get_settings,
 )
 
-STRONG_SECRET = "k" * 48
+STRONG_SECRET = "Zq3v8L1pX0bN7wR2tY5uE9iO4aS6dF_hJkMn-GcVxB7e"
 STRONG_ADMIN_PASSWORD = "a-long-unique-admin-passphrase"
 
 
@@ -41,7 +44,11 @@ def test_production_with_strong_values_starts(monkeypatch: pytest.MonkeyPatch) -
     ("override", "message"),
     [
         ({"SECRET_KEY": DEV_SECRET_KEY}, "SECRET_KEY is a default or known-weak value"),
+        ({"SECRET_KEY": "a" * 32}, "SECRET_KEY is too predictable"),
+        ({"SECRET_KEY": "abcd" * 12}, "SECRET_KEY is too predictable"),
         ({"FIRST_ADMIN_PASSWORD": "change-me-admin-password"}, "FIRST_ADMIN_PASSWORD"),
+        ({"FIRST_ADMIN_PASSWORD": "Password1234"}, "FIRST_ADMIN_PASSWORD is too weak"),
+        ({"FIRST_ADMIN_PASSWORD": "x" * 40}, "FIRST_ADMIN_PASSWORD is too weak"),
         ({"DEBUG": "true"}, "DEBUG must be false"),
         ({"CORS_ORIGINS": "https://a.example,*"}, "CORS_ORIGINS must not contain '*'"),
     ],
@@ -112,3 +119,9 @@ def test_env_example_lists_every_setting_with_its_default(
     # The example, loaded as it is, gives exactly the defaults.
     example = Settings(_env_file=path)
     assert example.model_dump() == Settings(_env_file=None).model_dump()
+
+
+def test_random_keys_of_the_documented_recipes_pass_the_entropy_floor() -> None:
+    for _ in range(200):  # the floor must never refuse what .env.example tells people to run
+        assert estimated_entropy_bits(secrets.token_urlsafe(48)) >= MIN_SECRET_KEY_BITS
+        assert estimated_entropy_bits(secrets.token_hex(16)) >= MIN_SECRET_KEY_BITS

@@ -245,3 +245,21 @@ async def test_the_production_defaults_are_the_measured_parameters(
     hashed = await hasher.hash("correct horse battery staple")
     assert hashed.startswith("$argon2id$v=19$m=65536,t=2,p=1$")
     assert (await hasher.verify("correct horse battery staple", hashed))[0]
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"exp": "9999999999"},
+        {"exp": 1e30},
+        {"iat": -1e20},
+        {"iat": "1700000000"},
+        {"nbf": "0"},
+        {"exp": True},
+        {"iat": 1e300},
+    ],
+)
+def test_numeric_dates_that_no_clock_can_hold_are_invalid_tokens(override: dict[str, Any]) -> None:
+    # Signed with the real key: before, these crashed the request with a 500.
+    with pytest.raises(TokenInvalidError):
+        decode_access_token(sign(claims(**override)), settings=SETTINGS)
