@@ -8,7 +8,9 @@
    `GRACEFUL_SHUTDOWN_SECONDS`, then run the lifespan's shutdown (close DB and Redis pools).
 3. **Exit 0.** A second signal skips the rest of the drain; a second Ctrl-C forces the exit.
 
-One process per container: scale with replicas, not `--workers` (ADR 0010).
+One process per container: scale with replicas, not `--workers` (ADR 0010). The HTTP
+protocol is httptools with bounded request heads and read timeouts (app.core.http_protocol,
+ADR 0015).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from types import FrameType
 import uvicorn
 
 from app.core.config import get_settings
+from app.core.http_protocol import BoundedHttpToolsProtocol, RequestBounds
 from app.core.lifecycle import is_draining, start_draining
 from app.core.logging import get_logger
 
@@ -72,6 +75,8 @@ def main() -> int:
         # X-Forwarded-For is handled inside the app, from TRUSTED_PROXIES (create_app).
         proxy_headers=False,
         timeout_graceful_shutdown=settings.GRACEFUL_SHUTDOWN_SECONDS,
+        # httptools, with bounded request heads and read timeouts (ADR 0015).
+        http=BoundedHttpToolsProtocol.with_bounds(RequestBounds.from_settings(settings)),
     )
     server = DrainingServer(config, drain_seconds=settings.DRAIN_SECONDS)
     server.run()

@@ -22,7 +22,8 @@ from app.core.config import get_settings
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-# Codes for errors raised by the framework itself rather than by an AppError.
+# Codes for errors raised by the framework itself rather than by an AppError: Starlette's,
+# and the HTTP protocol's (app.core.http_protocol), which answers before the app is called.
 _FRAMEWORK_CODES: Mapping[int, str] = {
     400: "bad_request",
     401: "not_authenticated",
@@ -30,10 +31,12 @@ _FRAMEWORK_CODES: Mapping[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    431: "request_header_fields_too_large",
     500: "internal_error",
     503: "service_unavailable",
 }
@@ -136,6 +139,11 @@ class ServiceUnavailableError(AppError):
     code = "service_unavailable"
     status_code = 503
     default_detail = "The service is temporarily unavailable."
+
+
+def framework_code(status_code: int) -> str:
+    """The code of an error with this status that the framework or the server raises itself."""
+    return _FRAMEWORK_CODES.get(status_code, _GENERIC_CODE)
 
 
 def all_error_codes() -> list[str]:
@@ -294,7 +302,7 @@ async def _handle_http_exception(request: Request, exc: StarletteHTTPException) 
             fields=[FieldError(field="body", message="Unreadable body.", type="body_unparsable")],
         )
     status_code = exc.status_code
-    code = _FRAMEWORK_CODES.get(status_code, _GENERIC_CODE)
+    code = framework_code(status_code)
     phrase = HTTPStatus(status_code).phrase
     # Starlette's default detail is just the status phrase; say something more useful.
     detail = exc.detail if exc.detail and exc.detail != phrase else _default_detail(status_code)

@@ -32,3 +32,6 @@ def test_all_error_codes_cover_the_framework_and_the_subclasses() -> None:
         assert code in codes
     assert "rate_limited" in codes
     assert "service_unavailable" in codes
+    # Answered by the HTTP protocol itself (app.core.http_protocol), before the app runs.
+    assert "request_timeout" in codes
+    assert "request_header_fields_too_large" in codes
