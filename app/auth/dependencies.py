@@ -62,11 +62,14 @@ async def limit_login(
 
 
 async def limit_register(request: Request) -> None:
-    """Registration's own limit, per client IP."""
+    """Registration's own limit, per client IP; a per-process limit while Redis is down.
+
+    Fail closed like login: each registration costs an Argon2 hash, so an outage must not
+    turn into unlimited hashing.
+    """
     await enforce(
         request,
         limit=get_settings().RATE_LIMIT_REGISTER,
         name="register",
         identity=client_ip(request.scope),
-        fail_open=True,
     )

@@ -7,8 +7,9 @@
 - Answers: `429 rate_limited` in the error shape with `Retry-After`, `X-RateLimit-Limit`,
   `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds). Allowed responses carry
   `X-RateLimit-Limit` only: the rest would cost every request a second Redis round trip.
-- Redis down: general routes fail open (logged); login falls back to a per-process limit, so
-  a Redis outage never opens the door to unlimited password guessing.
+- Redis down: general routes fail open (logged); login and registration fall back to a
+  per-process limit, so a Redis outage never opens the door to unlimited password guessing
+  or unlimited Argon2 hashing.
 - The client IP is the peer address; `X-Forwarded-For` is believed only from TRUSTED_PROXIES
   (uvicorn's ProxyHeadersMiddleware, installed in `create_app`, rewrites the peer first).
 
