@@ -1,19 +1,22 @@
-"""HTTP dependencies for routers: `CurrentUser` and `AdminUser`."""
+"""HTTP dependencies for routers: `CurrentUser`, `AdminUser`, the login form and auth's limits."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from fastapi import Depends, Form, Request
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel, Field
 
 from app.auth import service as auth_service
 from app.auth.errors import ForbiddenError, NotAuthenticatedError
+from app.auth.schemas import PASSWORD_MAX_LENGTH
 from app.core.cache import CacheDep
 from app.core.config import get_settings
 from app.core.db import SessionDep
 from app.core.rate_limit import client_ip, enforce
+from app.core.types import Text
 from app.users.schemas import Principal
 
 # auto_error=False: a missing header becomes our own 401 in the project's error shape.
@@ -42,9 +45,31 @@ async def require_admin(user: CurrentUser) -> Principal:
 AdminUser = Annotated[Principal, Depends(require_admin)]
 
 
-async def limit_login(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> None:
+# Our own form rather than FastAPI's `OAuth2PasswordRequestForm`, whose plain `str` fields let
+# a NUL byte through to PostgreSQL (a 500): here every field is `Text`, and bounded. Unknown
+# fields are ignored, as RFC 6749 §3.2 asks. (The docstring is the contract's description.)
+class LoginForm(BaseModel):
+    """The OAuth2 password grant form (RFC 6749 §4.3.2), as Swagger UI's Authorize sends it."""
+
+    grant_type: Annotated[str, Field(pattern="^password$")] | None = None
+    username: Text = Field(max_length=320, description="The account's email.")
+    password: Text = Field(max_length=PASSWORD_MAX_LENGTH, json_schema_extra={"format": "password"})
+    scope: Text = Field(default="", max_length=1024)
+    client_id: Annotated[Text, Field(max_length=255)] | None = None
+    client_secret: (
+        Annotated[Text, Field(max_length=255, json_schema_extra={"format": "password"})] | None
+    ) = None
+
+
+async def read_login_form(form: Annotated[LoginForm, Form()]) -> LoginForm:
+    """The login form, parsed once per request however many dependencies read it."""
+    return form
+
+
+LoginFormDep = Annotated[LoginForm, Depends(read_login_form)]
+
+
+async def limit_login(request: Request, form: LoginFormDep) -> None:
     """Login's own limits: per client IP, and per IP + account (stops slow password guessing).
 
     If Redis is down these fall back to per-process counters instead of failing open.

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
 
 from app.auth import service as auth_service
-from app.auth.dependencies import limit_login, limit_register
+from app.auth.dependencies import LoginFormDep, limit_login, limit_register
 from app.auth.schemas import RefreshRequest, TokenPair, UserCreate
 from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
@@ -39,7 +36,7 @@ async def register_user(data: UserCreate, session: SessionDep) -> UserRead:
     dependencies=[Depends(limit_login)],
 )
 async def login_user(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: LoginFormDep,
     sessions: SessionFactoryDep,
     response: Response,
 ) -> TokenPair:
