@@ -14,7 +14,7 @@ from app.auth.errors import ForbiddenError, NotAuthenticatedError
 from app.auth.schemas import PASSWORD_MAX_LENGTH
 from app.core.cache import CacheDep
 from app.core.config import get_settings
-from app.core.db import SessionDep
+from app.core.db import SessionDep, SessionFactoryDep
 from app.core.rate_limit import client_ip, enforce
 from app.core.types import Text
 from app.users.schemas import Principal
@@ -33,6 +33,25 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+async def get_current_user_own_session(
+    sessions: SessionFactoryDep,
+    cache: CacheDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The active user behind the bearer token, read in a short session closed at once.
+
+    For endpoints that hash a password: `CurrentUser` reads through the request's session,
+    whose connection would then stay checked out through the hash (ADR 0013).
+    """
+    if not token:
+        raise NotAuthenticatedError
+    async with sessions() as session:
+        return await auth_service.authenticate(session, access_token=token, cache=cache)
+
+
+CurrentUserOwnSession = Annotated[Principal, Depends(get_current_user_own_session)]
 
 
 async def require_admin(user: CurrentUser) -> Principal:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.auth import service as auth_service
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, CurrentUserOwnSession
 from app.auth.schemas import PasswordChange
-from app.core.db import SessionDep
+from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
 from app.users import service as users_service
 from app.users.schemas import UserRead, UserUpdate
@@ -35,10 +35,16 @@ async def update_current_user(
     operation_id="change_password",
     responses=error_responses(401, 422),
 )
-async def change_password(body: PasswordChange, user: CurrentUser, session: SessionDep) -> None:
+async def change_password(
+    body: PasswordChange,
+    user: CurrentUserOwnSession,
+    session: SessionDep,
+    sessions: SessionFactoryDep,
+) -> None:
     """Change the password. Every refresh token and every older access token stops working."""
     await auth_service.change_password(
         session,
+        sessions=sessions,
         user_id=user.id,
         current_password=body.current_password,
         new_password=body.new_password,

@@ -88,13 +88,35 @@ async def get_credentials_by_id(
     return UserCredentials.model_validate(user) if user is not None else None
 
 
-async def set_password_hash(
-    session: AsyncSession, *, user_id: uuid.UUID, password_hash: str, changed_at: datetime | None
-) -> None:
-    """Replace the hash; with `changed_at`, older access tokens stop working."""
-    await repository.set_password_hash(session, user_id, password_hash, changed_at=changed_at)
-    if changed_at is not None:
+async def lock_credentials(session: AsyncSession, *, user_id: uuid.UUID) -> UserCredentials | None:
+    """The stored hash, with the row locked until the transaction ends; None if unknown.
+
+    A password change or deactivation committing meanwhile waits, and one that committed
+    earlier is seen: the caller can tell whether the hash it verified is still current.
+    """
+    user = await repository.get_for_update(session, user_id)
+    return UserCredentials.model_validate(user) if user is not None else None
+
+
+async def replace_password_hash(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    old_hash: str,
+    new_hash: str,
+    changed_at: datetime | None,
+) -> bool:
+    """Swap the hash if `old_hash` is still the stored one; False if it changed meanwhile.
+
+    The hash was verified with no transaction open (ADR 0013), so another change may have won
+    in between: that one stands. With `changed_at`, older access tokens stop working.
+    """
+    replaced = await repository.replace_password_hash(
+        session, user_id, old_hash=old_hash, new_hash=new_hash, changed_at=changed_at
+    )
+    if replaced and changed_at is not None:
         mark_stale(session, cache_scope(user_id))
+    return replaced
 
 
 async def update_profile(
