@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
@@ -15,9 +16,17 @@ from app.auth.schemas import PASSWORD_MAX_LENGTH
 from app.core.cache import CacheDep
 from app.core.config import get_settings
 from app.core.db import SessionDep, SessionFactoryDep
-from app.core.rate_limit import client_ip, enforce
+from app.core.rate_limit import client_ip, enforce, get_rate_limiter
 from app.core.types import Text
+from app.users import service as users_service
 from app.users.schemas import Principal
+
+# The budget of password guesses per account, shared by every client not known to it (ADR 0014).
+GUESS_BUDGET = "password-guesses"
+_BUDGET_SPENT = (
+    "Too many sign-in attempts for this account from new devices. Sign in from a device you "
+    "have used before, or retry after the time given in Retry-After."
+)
 
 # auto_error=False: a missing header becomes our own 401 in the project's error shape.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -89,20 +98,71 @@ LoginFormDep = Annotated[LoginForm, Depends(read_login_form)]
 
 
 async def limit_login(request: Request, form: LoginFormDep) -> None:
-    """Login's own limits: per client IP, and per IP + account (stops slow password guessing).
+    """Login's own limits, each counted before the password is hashed.
 
-    If Redis is down these fall back to per-process counters instead of failing open.
+    Per client IP; per IP + account (slow guessing from one address); and the account's budget
+    of guesses shared by every client not known to it (many addresses, ADR 0014). If Redis is
+    down, all three fall back to per-process counters instead of failing open.
     """
     settings = get_settings()
     ip = client_ip(request.scope)
-    account = hashlib.sha256(form.username.strip().lower().encode()).hexdigest()[:32]
+    account = _account_key(form.username)
     await enforce(request, limit=settings.RATE_LIMIT_LOGIN_PER_IP, name="login-ip", identity=ip)
     await enforce(
         request,
         limit=settings.RATE_LIMIT_LOGIN_PER_ACCOUNT,
         name="login-account",
-        identity=f"{ip}:{account}",  # hashed: no email addresses in Redis keys
+        identity=f"{ip}:{account}",
     )
+    await spend_guess_budget(request, account=account)
+
+
+async def remember_login_client(request: Request, form: LoginForm) -> None:
+    """After a successful sign-in: this client is known to the account (LOGIN_KNOWN_CLIENT_DAYS).
+
+    A known client is exempt from the account's shared budget, so strangers who spend it
+    cannot lock the real user out of the devices they already use.
+    """
+    settings = get_settings()
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    known = _client_key(_account_key(form.username), client_ip(request.scope))
+    await get_rate_limiter(request).exempt(
+        GUESS_BUDGET, known, seconds=settings.LOGIN_KNOWN_CLIENT_DAYS * 86_400
+    )
+
+
+async def spend_guess_budget(request: Request, *, account: str) -> None:
+    """Count one password guess against the account's budget, unless this client is known.
+
+    Counted before the hash, attempt by attempt: counting failures after it would let a burst
+    of concurrent guesses all pass before the first failure is recorded (ADR 0014).
+    """
+    settings = get_settings()
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    client = _client_key(account, client_ip(request.scope))
+    if await get_rate_limiter(request).is_exempt(GUESS_BUDGET, client):
+        return
+    await enforce(
+        request,
+        limit=settings.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT,
+        name=GUESS_BUDGET,
+        identity=account,
+        detail=_BUDGET_SPENT,
+    )
+
+
+def _account_key(email: str) -> str:
+    """An account in rate-limit keys: hashed, so no email address sits in Redis."""
+    normalized = users_service.normalize_email(email)
+    return hashlib.sha256(normalized.encode()).hexdigest()[:32]
+
+
+def _client_key(account: str, ip: str) -> str:
+    """One client of one account, keyed with SECRET_KEY: kept for weeks, so not reversible."""
+    secret = get_settings().SECRET_KEY.get_secret_value().encode()
+    return hmac.new(secret, f"{account}:{ip}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 async def limit_register(request: Request) -> None:
