@@ -24,8 +24,8 @@ from app.users.schemas import Principal
 # The budget of password guesses per account, shared by every client not known to it (ADR 0014).
 GUESS_BUDGET = "password-guesses"
 _BUDGET_SPENT = (
-    "Too many sign-in attempts for this account from new devices. Sign in from a device you "
-    "have used before, or retry after the time given in Retry-After."
+    "Too many password attempts on this account from new devices. Use a device you have "
+    "signed in with before, or retry after the time given in Retry-After."
 )
 
 # auto_error=False: a missing header becomes our own 401 in the project's error shape.
@@ -151,6 +151,33 @@ async def spend_guess_budget(request: Request, *, account: str) -> None:
         identity=account,
         detail=_BUDGET_SPENT,
     )
+
+
+async def limit_password_check(
+    request: Request, user: CurrentUserOwnSession, sessions: SessionFactoryDep
+) -> Principal:
+    """The current user, once this current-password check is within its limits.
+
+    A check is a password guess, so a stolen access token must not give more of them than
+    login does: `RATE_LIMIT_PASSWORD_CHECK` per user (all addresses together), and the
+    account's shared budget unless this client signed in to it before (ADR 0014). Counted
+    before the hash; per-process fallbacks while Redis is down.
+    """
+    settings = get_settings()
+    await enforce(
+        request,
+        limit=settings.RATE_LIMIT_PASSWORD_CHECK,
+        name="password-check",
+        identity=str(user.id),
+    )
+    if settings.RATE_LIMIT_ENABLED:
+        async with sessions() as session:  # closed before the hash, like the principal's read
+            profile = await users_service.get_user(session, user_id=user.id)
+        await spend_guess_budget(request, account=_account_key(profile.email))
+    return user
+
+
+PasswordCheckUser = Annotated[Principal, Depends(limit_password_check)]
 
 
 def _account_key(email: str) -> str:

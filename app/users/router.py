@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from app.auth import service as auth_service
-from app.auth.dependencies import CurrentUser, CurrentUserOwnSession
+from app.auth.dependencies import CurrentUser, PasswordCheckUser
 from app.auth.schemas import PasswordChange
 from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
@@ -33,15 +33,19 @@ async def update_current_user(
     "/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     operation_id="change_password",
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 429),
 )
 async def change_password(
     body: PasswordChange,
-    user: CurrentUserOwnSession,
+    user: PasswordCheckUser,
     session: SessionDep,
     sessions: SessionFactoryDep,
 ) -> None:
-    """Change the password. Every refresh token and every older access token stops working."""
+    """Change the password. Every refresh token and every older access token stops working.
+
+    The current password is checked at most `RATE_LIMIT_PASSWORD_CHECK` times per user, and
+    counts against the account's budget of guesses like a login (`429 rate_limited`).
+    """
     await auth_service.change_password(
         session,
         sessions=sessions,

@@ -80,7 +80,7 @@ async def test_many_clients_share_one_budget_of_guesses_per_account(proxied_app:
     assert right.status_code == 429  # a new client is refused, even with the right password
     assert right.json()["error"] == "rate_limited"
     assert 1 <= int(right.headers["retry-after"]) <= 3600
-    assert "used before" in right.json()["detail"]
+    assert "device you have signed in with before" in right.json()["detail"]
 
 
 async def test_unknown_emails_have_a_budget_too(proxied_app: FastAPI) -> None:

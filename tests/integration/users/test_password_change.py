@@ -1,17 +1,19 @@
-"""Password change under load and races: no connection held while hashing, no lost update."""
+"""Password change: no connection held while hashing, no lost update, guesses limited."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
+from redis.asyncio import Redis
 
 from app.core.config import get_settings
 from app.core.security import PasswordHasher
-from tests.factories import signed_in_user
+from tests.conftest import TEST_REDIS_URL
+from tests.factories import DEFAULT_PASSWORD, SignedIn, register, signed_in_user
 from tests.integration.conftest import http_client, started_app
 
 LOGIN = "/api/v1/auth/login"
@@ -116,3 +118,106 @@ async def test_two_concurrent_changes_with_the_same_current_password_cannot_both
         for password in [user.password, *candidates]
     }
     assert logins == {user.password: 401, **{c: 200 if c == winner else 401 for c in candidates}}
+
+
+# --- the current-password check is a password guess: limited like login ------------------
+
+
+@pytest.fixture(autouse=True)
+async def _empty_redis(migrated_database: str) -> AsyncIterator[None]:
+    redis = Redis.from_url(TEST_REDIS_URL)
+    await redis.flushdb()
+    yield
+    await redis.flushdb()
+    await redis.aclose()
+
+
+@pytest.fixture
+def proxied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRUSTED_PROXIES", "127.0.0.1")
+    monkeypatch.setenv("RATE_LIMIT_PASSWORD_CHECK", "3/minute")
+    get_settings.cache_clear()
+
+
+def change_from(
+    http: AsyncClient, user: SignedIn, ip: str, current: str, new: str = "a-new-passphrase-7"
+) -> Awaitable[Response]:
+    return http.post(
+        PASSWORD,
+        json={"current_password": current, "new_password": new},
+        headers={**user.headers, "X-Forwarded-For": ip},
+    )
+
+
+async def test_current_password_checks_are_limited_per_user_across_addresses(
+    proxied: None,
+) -> None:
+    """Issue 8 row 3: 30 wrong guesses with one access token, then the 31st (right) was 204."""
+    async with started_app() as application, http_client(application) as http:
+        user = await signed_in_user(http)
+        guesses = [
+            (await change_from(http, user, f"203.0.113.{i}", "wrong-password-1")).status_code
+            for i in range(3)
+        ]
+        right = await change_from(http, user, "203.0.113.9", user.password)
+        other = await signed_in_user(http)  # another user's budget is their own
+        theirs = await change_from(http, other, "203.0.113.9", other.password)
+    assert guesses == [422, 422, 422]
+    assert right.status_code == 429, right.text
+    assert right.json()["error"] == "rate_limited"
+    assert 1 <= int(right.headers["retry-after"]) <= 60
+    assert theirs.status_code == 204
+
+
+async def test_a_stolen_access_token_spends_the_accounts_guess_budget(
+    proxied: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No more guesses than login gives: the same budget, the same known-client exemption."""
+    monkeypatch.setenv("RATE_LIMIT_PASSWORD_CHECK", "100/minute")
+    monkeypatch.setenv("RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT", "3/hour")
+    get_settings.cache_clear()
+    home, thief = "198.51.100.7", "203.0.113.66"
+    async with started_app() as application, http_client(application) as http:
+        user = await register(http)
+        tokens = (
+            await http.post(
+                LOGIN,
+                data={"username": user["email"], "password": DEFAULT_PASSWORD},
+                headers={"X-Forwarded-For": home},
+            )
+        ).json()  # spends one unit of 3; `home` is known from now on
+        signed_in = SignedIn(
+            id=user["id"],
+            email=user["email"],
+            password=DEFAULT_PASSWORD,
+            access_token=tokens["access_token"],
+            refresh_token=tokens["refresh_token"],
+        )
+        stolen = [
+            (await change_from(http, signed_in, thief, f"guess-number-{i}")).status_code
+            for i in range(3)
+        ]
+        new_client_login = await http.post(
+            LOGIN,
+            data={"username": user["email"], "password": DEFAULT_PASSWORD},
+            headers={"X-Forwarded-For": "192.0.2.1"},
+        )
+        at_home = await change_from(http, signed_in, home, DEFAULT_PASSWORD)
+    assert stolen == [422, 422, 429]
+    assert new_client_login.status_code == 429  # the thief spent the budget login uses too
+    assert at_home.status_code == 204  # the real user, on a known client, is not locked out
+
+
+async def test_current_password_checks_stay_limited_when_redis_is_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT_PASSWORD_CHECK", "2/minute")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    get_settings.cache_clear()
+    async with started_app() as application, http_client(application) as http:
+        user = await signed_in_user(http)
+        statuses = [
+            (await change_from(http, user, "127.0.0.1", current)).status_code
+            for current in ["wrong-password-1", "wrong-password-2", user.password]
+        ]
+    assert statuses == [422, 422, 429]
