@@ -25,6 +25,7 @@ from app.core.request_context import RequestContextMiddleware
 from app.core.security import get_password_hasher
 from app.health.router import router as health_router
 from app.payments.router import router as payments_router
+from app.users.router import admin_router as users_admin_router
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(accounts_router)
     api.include_router(payments_router)
     api.include_router(adjustments_router)
+    api.include_router(users_admin_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

@@ -147,7 +147,11 @@ async def authenticate(
     if principal is None or not principal.is_active:
         raise InvalidTokenError
     if claims.issued_at < principal.password_changed_at:
-        raise InvalidTokenError("The password was changed; sign in again.")
+        # The cut-off moves on a password change and on a deactivation.
+        raise InvalidTokenError(
+            "The password was changed or the account deactivated since this token was issued; "
+            "sign in again."
+        )
     return principal
 
 
@@ -193,6 +197,31 @@ async def change_password(
         raise _current_password_incorrect()
     revoked = await repository.revoke_all_for_user(session, user_id, now)
     logger.info("password_changed", user_id=str(user_id), revoked_refresh_tokens=revoked)
+
+
+async def set_user_active(
+    session: AsyncSession, *, admin_id: uuid.UUID, user_id: uuid.UUID, is_active: bool
+) -> None:
+    """Deactivate or reactivate a user (back office); deactivation ends every session at once.
+
+    It revokes the user's refresh tokens and cuts off older access tokens; the cached
+    principal is invalidated when the transaction commits, so the next request is refused.
+    """
+    if user_id == admin_id and not is_active:
+        raise ValidationFailedError(
+            "An admin cannot deactivate their own account.",
+            fields=[_field("is_active", "You cannot deactivate yourself.", "self_deactivation")],
+        )
+    now = datetime.now(UTC)
+    await users_service.set_active(session, user_id=user_id, is_active=is_active, now=now)
+    revoked = 0 if is_active else await repository.revoke_all_for_user(session, user_id, now)
+    logger.info(
+        "user_active_set",
+        user_id=str(user_id),
+        admin_id=str(admin_id),
+        is_active=is_active,
+        revoked_refresh_tokens=revoked,
+    )
 
 
 async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.cache import Cache, mark_stale
 from app.core.errors import NotFoundError
 from app.users import repository
+from app.users.admin_schemas import UserAdminRead
 from app.users.errors import EmailTakenError
 from app.users.models import User
 from app.users.schemas import Principal, Role, UserCredentials, UserRead, UserUpdate
@@ -133,6 +134,35 @@ async def update_profile(
     mark_stale(session, cache_scope(user_id))
     await session.refresh(user)
     return UserRead.model_validate(user)
+
+
+async def set_active(
+    session: AsyncSession, *, user_id: uuid.UUID, is_active: bool, now: datetime
+) -> None:
+    """Activate or deactivate a user; NotFoundError if there is no such user.
+
+    Deactivating also moves the access-token cut-off (`password_changed_at`, ADR 0012) to
+    `now`: tokens issued before a deactivation stay refused after a reactivation.
+    """
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    if user.is_active == is_active:
+        return
+    user.is_active = is_active
+    if not is_active:
+        user.password_changed_at = now
+    await session.flush()
+    mark_stale(session, cache_scope(user_id))  # the cached principal: refused from now on
+    await session.refresh(user)
+
+
+async def get_user_admin_view(session: AsyncSession, *, user_id: uuid.UUID) -> UserAdminRead:
+    """The user as the back office sees it; NotFoundError if there is no such user."""
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    return UserAdminRead.model_validate(user)
 
 
 async def promote_to_admin(session: AsyncSession, *, user_id: uuid.UUID) -> None:
