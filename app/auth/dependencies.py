@@ -153,6 +153,20 @@ async def spend_guess_budget(request: Request, *, account: str) -> None:
     )
 
 
+async def limit_register(request: Request) -> None:
+    """Registration's own limit, per client IP; a per-process limit while Redis is down.
+
+    Fail closed like login: each registration costs an Argon2 hash, so an outage must not
+    turn into unlimited hashing.
+    """
+    await enforce(
+        request,
+        limit=get_settings().RATE_LIMIT_REGISTER,
+        name="register",
+        identity=client_ip(request.scope),
+    )
+
+
 async def limit_password_check(
     request: Request, user: CurrentUserOwnSession, sessions: SessionFactoryDep
 ) -> Principal:
@@ -190,17 +204,3 @@ def _client_key(account: str, ip: str) -> str:
     """One client of one account, keyed with SECRET_KEY: kept for weeks, so not reversible."""
     secret = get_settings().SECRET_KEY.get_secret_value().encode()
     return hmac.new(secret, f"{account}:{ip}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-async def limit_register(request: Request) -> None:
-    """Registration's own limit, per client IP; a per-process limit while Redis is down.
-
-    Fail closed like login: each registration costs an Argon2 hash, so an outage must not
-    turn into unlimited hashing.
-    """
-    await enforce(
-        request,
-        limit=get_settings().RATE_LIMIT_REGISTER,
-        name="register",
-        identity=client_ip(request.scope),
-    )
