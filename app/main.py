@@ -31,6 +31,7 @@ from app.core.security import get_password_hasher
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
 from app.payments.router import router as payments_router
+from app.users.router import admin_router as users_admin_router
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(accounts_router)
     api.include_router(payments_router)
     api.include_router(adjustments_router)
+    api.include_router(users_admin_router)
     app.include_router(api)
     app.include_router(health_router)
     return app

@@ -46,6 +46,8 @@ os.environ.update(
         "RATE_LIMIT_LOGIN_PER_IP": "100000/minute",
         "RATE_LIMIT_LOGIN_PER_ACCOUNT": "100000/minute",
         "RATE_LIMIT_REGISTER": "100000/minute",
+        "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "100000/minute",
+        "RATE_LIMIT_PASSWORD_CHECK": "100000/minute",
         "DRAIN_SECONDS": "0",
     }
 )

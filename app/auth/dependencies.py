@@ -1,20 +1,32 @@
-"""HTTP dependencies for routers: `CurrentUser` and `AdminUser`."""
+"""HTTP dependencies for routers: `CurrentUser`, `AdminUser`, the login form and auth's limits."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from fastapi import Depends, Form, Request
+from fastapi.security import OAuth2PasswordBearer
+from pydantic import BaseModel, Field
 
 from app.auth import service as auth_service
 from app.auth.errors import ForbiddenError, NotAuthenticatedError
+from app.auth.schemas import PASSWORD_MAX_LENGTH
 from app.core.cache import CacheDep
 from app.core.config import get_settings
-from app.core.db import SessionDep
-from app.core.rate_limit import client_ip, enforce
+from app.core.db import SessionDep, SessionFactoryDep
+from app.core.rate_limit import client_ip, enforce, get_rate_limiter
+from app.core.types import Text
+from app.users import service as users_service
 from app.users.schemas import Principal
+
+# The budget of password guesses per account, shared by every client not known to it (ADR 0014).
+GUESS_BUDGET = "password-guesses"
+_BUDGET_SPENT = (
+    "Too many password attempts on this account from new devices. Use a device you have "
+    "signed in with before, or retry after the time given in Retry-After."
+)
 
 # auto_error=False: a missing header becomes our own 401 in the project's error shape.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -32,6 +44,25 @@ async def get_current_user(
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
+async def get_current_user_own_session(
+    sessions: SessionFactoryDep,
+    cache: CacheDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Principal:
+    """The active user behind the bearer token, read in a short session closed at once.
+
+    For endpoints that hash a password: `CurrentUser` reads through the request's session,
+    whose connection would then stay checked out through the hash (ADR 0013).
+    """
+    if not token:
+        raise NotAuthenticatedError
+    async with sessions() as session:
+        return await auth_service.authenticate(session, access_token=token, cache=cache)
+
+
+CurrentUserOwnSession = Annotated[Principal, Depends(get_current_user_own_session)]
+
+
 async def require_admin(user: CurrentUser) -> Principal:
     """The current user, if an admin; 403 `forbidden` otherwise."""
     if not user.is_admin:
@@ -42,31 +73,134 @@ async def require_admin(user: CurrentUser) -> Principal:
 AdminUser = Annotated[Principal, Depends(require_admin)]
 
 
-async def limit_login(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
-) -> None:
-    """Login's own limits: per client IP, and per IP + account (stops slow password guessing).
+# Our own form rather than FastAPI's `OAuth2PasswordRequestForm`, whose plain `str` fields let
+# a NUL byte through to PostgreSQL (a 500): here every field is `Text`, and bounded. Unknown
+# fields are ignored, as RFC 6749 §3.2 asks. (The docstring is the contract's description.)
+class LoginForm(BaseModel):
+    """The OAuth2 password grant form (RFC 6749 §4.3.2), as Swagger UI's Authorize sends it."""
 
-    If Redis is down these fall back to per-process counters instead of failing open.
+    grant_type: Annotated[str, Field(pattern="^password$")] | None = None
+    username: Text = Field(max_length=320, description="The account's email.")
+    password: Text = Field(max_length=PASSWORD_MAX_LENGTH, json_schema_extra={"format": "password"})
+    scope: Text = Field(default="", max_length=1024)
+    client_id: Annotated[Text, Field(max_length=255)] | None = None
+    client_secret: (
+        Annotated[Text, Field(max_length=255, json_schema_extra={"format": "password"})] | None
+    ) = None
+
+
+async def read_login_form(form: Annotated[LoginForm, Form()]) -> LoginForm:
+    """The login form, parsed once per request however many dependencies read it."""
+    return form
+
+
+LoginFormDep = Annotated[LoginForm, Depends(read_login_form)]
+
+
+async def limit_login(request: Request, form: LoginFormDep) -> None:
+    """Login's own limits, each counted before the password is hashed.
+
+    Per client IP; per IP + account (slow guessing from one address); and the account's budget
+    of guesses shared by every client not known to it (many addresses, ADR 0014). If Redis is
+    down, all three fall back to per-process counters instead of failing open.
     """
     settings = get_settings()
     ip = client_ip(request.scope)
-    account = hashlib.sha256(form.username.strip().lower().encode()).hexdigest()[:32]
+    account = _account_key(form.username)
     await enforce(request, limit=settings.RATE_LIMIT_LOGIN_PER_IP, name="login-ip", identity=ip)
     await enforce(
         request,
         limit=settings.RATE_LIMIT_LOGIN_PER_ACCOUNT,
         name="login-account",
-        identity=f"{ip}:{account}",  # hashed: no email addresses in Redis keys
+        identity=f"{ip}:{account}",
+    )
+    await spend_guess_budget(request, account=account)
+
+
+async def remember_login_client(request: Request, form: LoginForm) -> None:
+    """After a successful sign-in: this client is known to the account (LOGIN_KNOWN_CLIENT_DAYS).
+
+    A known client is exempt from the account's shared budget, so strangers who spend it
+    cannot lock the real user out of the devices they already use.
+    """
+    settings = get_settings()
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    known = _client_key(_account_key(form.username), client_ip(request.scope))
+    await get_rate_limiter(request).exempt(
+        GUESS_BUDGET, known, seconds=settings.LOGIN_KNOWN_CLIENT_DAYS * 86_400
+    )
+
+
+async def spend_guess_budget(request: Request, *, account: str) -> None:
+    """Count one password guess against the account's budget, unless this client is known.
+
+    Counted before the hash, attempt by attempt: counting failures after it would let a burst
+    of concurrent guesses all pass before the first failure is recorded (ADR 0014).
+    """
+    settings = get_settings()
+    if not settings.RATE_LIMIT_ENABLED:
+        return
+    client = _client_key(account, client_ip(request.scope))
+    if await get_rate_limiter(request).is_exempt(GUESS_BUDGET, client):
+        return
+    await enforce(
+        request,
+        limit=settings.RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT,
+        name=GUESS_BUDGET,
+        identity=account,
+        detail=_BUDGET_SPENT,
     )
 
 
 async def limit_register(request: Request) -> None:
-    """Registration's own limit, per client IP."""
+    """Registration's own limit, per client IP; a per-process limit while Redis is down.
+
+    Fail closed like login: each registration costs an Argon2 hash, so an outage must not
+    turn into unlimited hashing.
+    """
     await enforce(
         request,
         limit=get_settings().RATE_LIMIT_REGISTER,
         name="register",
         identity=client_ip(request.scope),
-        fail_open=True,
     )
+
+
+async def limit_password_check(
+    request: Request, user: CurrentUserOwnSession, sessions: SessionFactoryDep
+) -> Principal:
+    """The current user, once this current-password check is within its limits.
+
+    A check is a password guess, so a stolen access token must not give more of them than
+    login does: `RATE_LIMIT_PASSWORD_CHECK` per user (all addresses together), and the
+    account's shared budget unless this client signed in to it before (ADR 0014). Counted
+    before the hash; per-process fallbacks while Redis is down.
+    """
+    settings = get_settings()
+    await enforce(
+        request,
+        limit=settings.RATE_LIMIT_PASSWORD_CHECK,
+        name="password-check",
+        identity=str(user.id),
+    )
+    if settings.RATE_LIMIT_ENABLED:
+        async with sessions() as session:  # closed before the hash, like the principal's read
+            profile = await users_service.get_user(session, user_id=user.id)
+        await spend_guess_budget(request, account=_account_key(profile.email))
+    return user
+
+
+PasswordCheckUser = Annotated[Principal, Depends(limit_password_check)]
+
+
+def _account_key(email: str) -> str:
+    """An account in rate-limit keys: hashed, so no email address sits in Redis."""
+    normalized = users_service.normalize_email(email)
+    return hashlib.sha256(normalized.encode()).hexdigest()[:32]
+
+
+def _client_key(account: str, ip: str) -> str:
+    """One client of one account, keyed with SECRET_KEY: kept for weeks, so not reversible."""
+    secret = get_settings().SECRET_KEY.get_secret_value().encode()
+    return hmac.new(secret, f"{account}:{ip}".encode(), hashlib.sha256).hexdigest()[:32]

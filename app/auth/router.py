@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from app.auth import service as auth_service
-from app.auth.dependencies import limit_login, limit_register
+from app.auth.dependencies import (
+    LoginFormDep,
+    limit_login,
+    limit_register,
+    remember_login_client,
+)
 from app.auth.schemas import RefreshRequest, TokenPair, UserCreate
 from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
@@ -39,8 +41,9 @@ async def register_user(data: UserCreate, session: SessionDep) -> UserRead:
     dependencies=[Depends(limit_login)],
 )
 async def login_user(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: LoginFormDep,
     sessions: SessionFactoryDep,
+    request: Request,
     response: Response,
 ) -> TokenPair:
     """Sign in with the OAuth2 password form (`username` = email): an access and a refresh token.
@@ -48,7 +51,9 @@ async def login_user(
     Unknown email and wrong password get the same `invalid_credentials` answer in similar time.
     """
     response.headers.update(_NO_STORE)
-    return await auth_service.login(sessions, email=form.username, password=form.password)
+    tokens = await auth_service.login(sessions, email=form.username, password=form.password)
+    await remember_login_client(request, form)
+    return tokens
 
 
 @router.post("/refresh", operation_id="refresh_tokens", responses=error_responses(401, 422))

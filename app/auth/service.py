@@ -74,9 +74,18 @@ async def login(
     if not valid or not credentials.is_active:
         raise InvalidCredentialsError
     async with sessions() as session, session.begin():
+        # A password change or deactivation that committed during the hash wins: this login
+        # proved only a password that is no longer the account's.
+        current = await users_service.lock_credentials(session, user_id=credentials.id)
+        if current != credentials:
+            raise InvalidCredentialsError
         if upgraded_hash is not None:  # parameters were raised since this hash was made
-            await users_service.set_password_hash(
-                session, user_id=credentials.id, password_hash=upgraded_hash, changed_at=None
+            await users_service.replace_password_hash(
+                session,
+                user_id=credentials.id,
+                old_hash=credentials.password_hash,
+                new_hash=upgraded_hash,
+                changed_at=None,
             )
         tokens = await _issue_tokens(
             session, user_id=credentials.id, family_id=uuid.uuid4(), parent=None
@@ -138,36 +147,81 @@ async def authenticate(
     if principal is None or not principal.is_active:
         raise InvalidTokenError
     if claims.issued_at < principal.password_changed_at:
-        raise InvalidTokenError("The password was changed; sign in again.")
+        # The cut-off moves on a password change and on a deactivation.
+        raise InvalidTokenError(
+            "The password was changed or the account deactivated since this token was issued; "
+            "sign in again."
+        )
     return principal
 
 
 async def change_password(
-    session: AsyncSession, *, user_id: uuid.UUID, current_password: str, new_password: str
+    session: AsyncSession,
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    user_id: uuid.UUID,
+    current_password: str,
+    new_password: str,
 ) -> None:
-    """Replace the password, then revoke every refresh token and older access token."""
+    """Replace the password, then revoke every refresh token and older access token.
+
+    Holds no pooled connection while Argon2 runs (ADR 0013): the current hash is read in a
+    short session of its own (`sessions`), both hashes run with no connection held, and only
+    then does the request's `session` take its connection, for the write. The write replaces
+    the hash only if it is still the one verified, so of two racing changes one wins.
+    """
     hasher = get_password_hasher(get_settings())
-    credentials = await users_service.get_credentials_by_id(session, user_id=user_id)
+    async with sessions() as read_session:
+        credentials = await users_service.get_credentials_by_id(read_session, user_id=user_id)
     if credentials is None:
         raise InvalidTokenError
     valid, _ = await hasher.verify(current_password, credentials.password_hash)
     if not valid:
-        raise ValidationFailedError(
-            "The current password is incorrect.",
-            fields=[_field("current_password", "Incorrect password.", "password_incorrect")],
-        )
+        raise _current_password_incorrect()
     problems = password_problems(new_password, email=credentials.email)
     if problems:
         raise ValidationFailedError(
             "The new password is not acceptable.",
             fields=[_field("new_password", "; ".join(problems), "password_policy")],
         )
+    new_hash = await hasher.hash(new_password)
     now = datetime.now(UTC)
-    await users_service.set_password_hash(
-        session, user_id=user_id, password_hash=await hasher.hash(new_password), changed_at=now
+    replaced = await users_service.replace_password_hash(
+        session,
+        user_id=user_id,
+        old_hash=credentials.password_hash,
+        new_hash=new_hash,
+        changed_at=now,
     )
+    if not replaced:  # changed by a concurrent request since we read it: that one stands
+        raise _current_password_incorrect()
     revoked = await repository.revoke_all_for_user(session, user_id, now)
     logger.info("password_changed", user_id=str(user_id), revoked_refresh_tokens=revoked)
+
+
+async def set_user_active(
+    session: AsyncSession, *, admin_id: uuid.UUID, user_id: uuid.UUID, is_active: bool
+) -> None:
+    """Deactivate or reactivate a user (back office); deactivation ends every session at once.
+
+    It revokes the user's refresh tokens and cuts off older access tokens; the cached
+    principal is invalidated when the transaction commits, so the next request is refused.
+    """
+    if user_id == admin_id and not is_active:
+        raise ValidationFailedError(
+            "An admin cannot deactivate their own account.",
+            fields=[_field("is_active", "You cannot deactivate yourself.", "self_deactivation")],
+        )
+    now = datetime.now(UTC)
+    await users_service.set_active(session, user_id=user_id, is_active=is_active, now=now)
+    revoked = 0 if is_active else await repository.revoke_all_for_user(session, user_id, now)
+    logger.info(
+        "user_active_set",
+        user_id=str(user_id),
+        admin_id=str(admin_id),
+        is_active=is_active,
+        revoked_refresh_tokens=revoked,
+    )
 
 
 async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime) -> int:
@@ -232,6 +286,13 @@ async def _issue_tokens(
         ),
     )
     return TokenPair(access_token=access_token, refresh_token=refresh_token, expires_in=lifetime)
+
+
+def _current_password_incorrect() -> ValidationFailedError:
+    return ValidationFailedError(
+        "The current password is incorrect.",
+        fields=[_field("current_password", "Incorrect password.", "password_incorrect")],
+    )
 
 
 def _field(name: str, message: str, kind: str) -> FieldError:

@@ -7,8 +7,12 @@
 - Answers: `429 rate_limited` in the error shape with `Retry-After`, `X-RateLimit-Limit`,
   `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds). Allowed responses carry
   `X-RateLimit-Limit` only: the rest would cost every request a second Redis round trip.
-- Redis down: general routes fail open (logged); login falls back to a per-process limit, so
-  a Redis outage never opens the door to unlimited password guessing.
+- Redis down: general routes fail open (logged); login and registration fall back to a
+  per-process limit, so a Redis outage never opens the door to unlimited password guessing
+  or unlimited Argon2 hashing.
+- Exemptions: an identity can be exempted from one limit for a while (`RateLimiter.exempt`).
+  Login uses this for its per-account budget across all clients (ADR 0014): a client that
+  signed in to the account recently keeps signing in while strangers have spent the budget.
 - The client IP is the peer address; `X-Forwarded-For` is believed only from TRUSTED_PROXIES
   (uvicorn's ProxyHeadersMiddleware, installed in `create_app`, rewrites the peer first).
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -38,6 +43,8 @@ from app.core.redis import RedisBreaker
 
 logger = get_logger(__name__)
 KEY_PREFIX = "ledger:v1:ratelimit"
+# Exemptions this process remembers for a Redis outage; beyond it, the oldest are forgotten.
+LOCAL_EXEMPTIONS_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class RateLimiter:
         )
         self._shared = SlidingWindowCounterRateLimiter(shared)
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._redis = redis
+        self._local_exemptions: OrderedDict[str, float] = OrderedDict()  # key -> monotonic expiry
 
     async def hit(
         self, item: RateLimitItem, name: str, identity: str, *, fail_open: bool
@@ -87,13 +96,45 @@ class RateLimiter:
             try:
                 return await self._count(self._shared, item, name, identity)
             except (StorageError, RedisError, OSError, TimeoutError) as error:
-                self._breaker.record_failure()
-                logger.warning(
-                    "rate_limit_storage_unavailable", limit=name, error=type(error).__name__
-                )
+                self._storage_failed(name, error)
         if fail_open:
             return None
         return await self._count(self._local, item, name, identity)
+
+    async def exempt(self, name: str, identity: str, *, seconds: int) -> None:
+        """Exempt `identity` from the limit `name` for `seconds` (in Redis and in this process)."""
+        key = f"{KEY_PREFIX}:exempt:{name}:{identity}"
+        self._local_exemptions.pop(key, None)
+        self._local_exemptions[key] = time.monotonic() + seconds
+        while len(self._local_exemptions) > LOCAL_EXEMPTIONS_MAX:
+            self._local_exemptions.popitem(last=False)
+        if self._breaker.available():
+            try:
+                await self._redis.set(key, b"1", ex=seconds)
+            except (RedisError, OSError, TimeoutError) as error:
+                self._storage_failed(name, error)
+
+    async def is_exempt(self, name: str, identity: str) -> bool:
+        """Whether `identity` is exempt from `name`.
+
+        While Redis is unavailable only this process's memory answers: exemptions made by
+        other processes, or before a restart, are not seen, and the limit applies.
+        """
+        key = f"{KEY_PREFIX}:exempt:{name}:{identity}"
+        if self._breaker.available():
+            try:
+                return bool(await self._redis.exists(key))
+            except (RedisError, OSError, TimeoutError) as error:
+                self._storage_failed(name, error)
+        expires = self._local_exemptions.get(key)
+        if expires is not None and expires <= time.monotonic():
+            del self._local_exemptions[key]
+            return False
+        return expires is not None
+
+    def _storage_failed(self, name: str, error: BaseException) -> None:
+        self._breaker.record_failure()
+        logger.warning("rate_limit_storage_unavailable", limit=name, error=type(error).__name__)
 
     @staticmethod
     async def _count(
@@ -153,14 +194,25 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """The limiter the lifespan created."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    return limiter
+
+
 async def enforce(
-    request: Request, *, limit: str, name: str, identity: str, fail_open: bool = False
+    request: Request,
+    *,
+    limit: str,
+    name: str,
+    identity: str,
+    fail_open: bool = False,
+    detail: str | None = None,
 ) -> None:
     """Count a stricter, route-specific limit; raise RateLimitedError when it is exceeded."""
     if not get_settings().RATE_LIMIT_ENABLED:
         return
-    limiter: RateLimiter = request.app.state.rate_limiter
-    verdict = await limiter.hit(parse(limit), name, identity, fail_open=fail_open)
+    verdict = await get_rate_limiter(request).hit(parse(limit), name, identity, fail_open=fail_open)
     if verdict is not None and not verdict.allowed:
         logger.info("rate_limited", limit=name, client=client_ip(request.scope))
-        raise RateLimitedError(headers=verdict.headers)
+        raise RateLimitedError(detail, headers=verdict.headers)

@@ -29,11 +29,33 @@ async def add(session: AsyncSession, user: User) -> User:
     return user
 
 
-async def set_password_hash(
-    session: AsyncSession, user_id: uuid.UUID, password_hash: str, *, changed_at: datetime | None
-) -> None:
-    """Store a new hash; `changed_at` also moves the access-token cut-off (None: rehash only)."""
-    values: dict[str, object] = {"password_hash": password_hash}
+async def get_for_update(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    """The user, row-locked until the transaction ends (serialises credential changes)."""
+    result = await session.execute(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: new tokens may still reference it
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+async def replace_password_hash(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    *,
+    old_hash: str,
+    new_hash: str,
+    changed_at: datetime | None,
+) -> bool:
+    """Store `new_hash` only if `old_hash` is still stored; False if it changed meanwhile.
+
+    `changed_at` also moves the access-token cut-off (None: a rehash of the same password).
+    """
+    values: dict[str, object] = {"password_hash": new_hash}
     if changed_at is not None:
         values["password_changed_at"] = changed_at
-    await session.execute(update(User).where(User.id == user_id).values(**values))
+    result = await session.execute(
+        update(User).where(User.id == user_id, User.password_hash == old_hash).values(**values)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.cache import Cache, mark_stale
 from app.core.errors import NotFoundError
 from app.users import repository
+from app.users.admin_schemas import UserAdminRead
 from app.users.errors import EmailTakenError
 from app.users.models import User
 from app.users.schemas import Principal, Role, UserCredentials, UserRead, UserUpdate
@@ -88,13 +89,35 @@ async def get_credentials_by_id(
     return UserCredentials.model_validate(user) if user is not None else None
 
 
-async def set_password_hash(
-    session: AsyncSession, *, user_id: uuid.UUID, password_hash: str, changed_at: datetime | None
-) -> None:
-    """Replace the hash; with `changed_at`, older access tokens stop working."""
-    await repository.set_password_hash(session, user_id, password_hash, changed_at=changed_at)
-    if changed_at is not None:
+async def lock_credentials(session: AsyncSession, *, user_id: uuid.UUID) -> UserCredentials | None:
+    """The stored hash, with the row locked until the transaction ends; None if unknown.
+
+    A password change or deactivation committing meanwhile waits, and one that committed
+    earlier is seen: the caller can tell whether the hash it verified is still current.
+    """
+    user = await repository.get_for_update(session, user_id)
+    return UserCredentials.model_validate(user) if user is not None else None
+
+
+async def replace_password_hash(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    old_hash: str,
+    new_hash: str,
+    changed_at: datetime | None,
+) -> bool:
+    """Swap the hash if `old_hash` is still the stored one; False if it changed meanwhile.
+
+    The hash was verified with no transaction open (ADR 0013), so another change may have won
+    in between: that one stands. With `changed_at`, older access tokens stop working.
+    """
+    replaced = await repository.replace_password_hash(
+        session, user_id, old_hash=old_hash, new_hash=new_hash, changed_at=changed_at
+    )
+    if replaced and changed_at is not None:
         mark_stale(session, cache_scope(user_id))
+    return replaced
 
 
 async def update_profile(
@@ -111,6 +134,35 @@ async def update_profile(
     mark_stale(session, cache_scope(user_id))
     await session.refresh(user)
     return UserRead.model_validate(user)
+
+
+async def set_active(
+    session: AsyncSession, *, user_id: uuid.UUID, is_active: bool, now: datetime
+) -> None:
+    """Activate or deactivate a user; NotFoundError if there is no such user.
+
+    Deactivating also moves the access-token cut-off (`password_changed_at`, ADR 0012) to
+    `now`: tokens issued before a deactivation stay refused after a reactivation.
+    """
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    if user.is_active == is_active:
+        return
+    user.is_active = is_active
+    if not is_active:
+        user.password_changed_at = now
+    await session.flush()
+    mark_stale(session, cache_scope(user_id))  # the cached principal: refused from now on
+    await session.refresh(user)
+
+
+async def get_user_admin_view(session: AsyncSession, *, user_id: uuid.UUID) -> UserAdminRead:
+    """The user as the back office sees it; NotFoundError if there is no such user."""
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    return UserAdminRead.model_validate(user)
 
 
 async def promote_to_admin(session: AsyncSession, *, user_id: uuid.UUID) -> None:

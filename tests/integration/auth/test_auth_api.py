@@ -219,14 +219,42 @@ async def test_inactive_users_cannot_sign_in_or_use_tokens(
     "form",
     [
         {"username": "' OR '1'='1", "password": "' OR '1'='1"},
-        {"username": "x" * 10_000, "password": "y"},
-        {"username": "someone@example.com", "password": "p" * 10_000},
+        {"username": "x" * 320, "password": "y"},
+        {"username": "someone@example.com", "password": "p" * 128},
     ],
 )
 async def test_hostile_login_forms_are_plain_invalid_credentials(
     client: AsyncClient, form: dict[str, str]
 ) -> None:
     problem(await client.post(LOGIN, data=form), 401, "invalid_credentials")
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "kind"),
+    [
+        ({"username": "x" * 321, "password": "y"}, "body.username", "string_too_long"),
+        ({"username": "a@b.c", "password": "p" * 129}, "body.password", "string_too_long"),
+        ({"username": "a@b.c\x00", "password": "y"}, "body.username", "value_error"),
+        ({"username": "a@b.c", "password": "pass\x00word"}, "body.password", "value_error"),
+        ({"username": "a@b.c", "password": "y", "scope": "\x00"}, "body.scope", "value_error"),
+    ],
+)
+async def test_login_forms_the_database_could_not_hold_are_422_naming_the_field(
+    client: AsyncClient, form: dict[str, str], field: str, kind: str
+) -> None:
+    """Over-long or NUL-carrying fields (`%00`; once a 500 from PostgreSQL) never reach a query."""
+    body = problem(await client.post(LOGIN, data=form), 422, "validation_error")
+    assert [(f["field"], f["type"]) for f in body["fields"]] == [(field, kind)]  # type: ignore[attr-defined]
+
+
+async def test_login_accepts_the_form_swagger_ui_sends(client: AsyncClient) -> None:
+    user = await register(client)
+    form = {"grant_type": "password", "username": user["email"], "password": DEFAULT_PASSWORD}
+    response = await client.post(LOGIN, data={**form, "scope": "", "client_id": "swagger"})
+    assert response.status_code == 200, response.text
+    other_grant = {**form, "grant_type": "client_credentials"}
+    body = problem(await client.post(LOGIN, data=other_grant), 422, "validation_error")
+    assert [f["field"] for f in body["fields"]] == ["body.grant_type"]  # type: ignore[attr-defined]
 
 
 async def test_login_needs_the_form_fields(client: AsyncClient) -> None:

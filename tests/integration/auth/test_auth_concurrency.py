@@ -12,9 +12,12 @@ from httpx import AsyncClient
 
 from app.auth.dependencies import AdminUser
 from app.core.config import get_settings
+from app.core.security import PasswordHasher
 from tests.factories import signed_in_user
 from tests.integration.conftest import http_client, started_app
 
+LOGIN = "/api/v1/auth/login"
+PASSWORD = "/api/v1/users/me/password"
 REFRESH = "/api/v1/auth/refresh"
 
 admin_probe = APIRouter(prefix="/probe")
@@ -89,3 +92,38 @@ async def test_admin_only_routes_answer_403_to_users_and_serve_admins(
     promoted = await http.get("/probe/admin-only", headers=user.headers)
     assert promoted.status_code == 200
     assert promoted.json() == {"admin": user.id}
+
+
+async def test_a_login_that_verified_the_old_password_loses_to_a_change_made_meanwhile(
+    http: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Login hashes outside any transaction (ADR 0013); its write re-checks the hash it verified."""
+    user = await signed_in_user(http)
+    real_verify = PasswordHasher.verify
+    calls: list[None] = []
+    verifying, release = asyncio.Event(), asyncio.Event()
+
+    async def first_call_waits(
+        self: PasswordHasher, password: str, hashed: str
+    ) -> tuple[bool, str | None]:
+        calls.append(None)
+        if len(calls) == 1:  # the login's verify; the password change's own runs freely
+            verifying.set()
+            await release.wait()
+        return await real_verify(self, password, hashed)
+
+    monkeypatch.setattr(PasswordHasher, "verify", first_call_waits)
+    login = asyncio.create_task(
+        http.post(LOGIN, data={"username": user.email, "password": user.password})
+    )
+    await asyncio.wait_for(verifying.wait(), timeout=5)
+    changed = await http.post(
+        PASSWORD,
+        json={"current_password": user.password, "new_password": "a-brand-new-passphrase"},
+        headers=user.headers,
+    )
+    release.set()
+    assert changed.status_code == 204, changed.text
+    late = await login
+    assert late.status_code == 401, late.text
+    assert late.json()["error"] == "invalid_credentials"
