@@ -129,8 +129,8 @@ class Settings(BaseSettings):
     RATE_LIMIT_LOGIN_PER_IP: str = "10/minute"
     RATE_LIMIT_LOGIN_PER_ACCOUNT: str = "5/minute"
     RATE_LIMIT_REGISTER: str = "5/minute"
-    # Wrong-password guesses of one account from every client together (ADR 0014); clients
-    # that signed in to the account before keep their own budget, so it cannot lock them out.
+    # Password guesses of one account (logins, current-password checks) from every client that
+    # has not signed in to it before, together (ADR 0014); known clients are exempt.
     RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT: str = "20/hour"
     LOGIN_KNOWN_CLIENT_DAYS: int = Field(default=30, ge=1, le=365)
     # Current-password checks (password change) per signed-in user.

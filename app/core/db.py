@@ -116,7 +116,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
     """The session factory, for the rare use case that must run its own short transactions.
 
-    Login is the one: it must not hold a pooled connection while Argon2 runs (ADR 0013).
+    Login and the password change use it: neither may hold a pooled connection while Argon2 runs
+    (ADR 0013).
     """
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     return factory

@@ -12,8 +12,7 @@ from app.auth.schemas import PasswordChange
 from app.core.db import SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
 from app.users import service as users_service
-from app.users.admin_schemas import UserAdminRead, UserAdminUpdate
-from app.users.schemas import UserRead, UserUpdate
+from app.users.schemas import UserAdminRead, UserAdminUpdate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"])
 admin_router = APIRouter(prefix="/admin/users", tags=["admin"])

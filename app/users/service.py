@@ -12,10 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.cache import Cache, mark_stale
 from app.core.errors import NotFoundError
 from app.users import repository
-from app.users.admin_schemas import UserAdminRead
 from app.users.errors import EmailTakenError
 from app.users.models import User
-from app.users.schemas import Principal, Role, UserCredentials, UserRead, UserUpdate
+from app.users.schemas import (
+    Principal,
+    Role,
+    UserAdminRead,
+    UserCredentials,
+    UserRead,
+    UserUpdate,
+)
 
 
 def normalize_email(email: str) -> str:

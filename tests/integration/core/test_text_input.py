@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from httpx import AsyncClient
 
+from app.core.types import TEXT_PATTERN
 from tests.factories import (
     SignedIn,
     idempotency_headers,
@@ -76,3 +78,40 @@ async def test_nul_in_adjustment_reason(client: AsyncClient, admin: SignedIn) ->
         headers=idempotency_headers(admin),
     )
     assert_names_field(response, "body.reason")
+
+
+def _request_body_schemas(app: FastAPI) -> list[tuple[str, dict[str, Any]]]:
+    document = app.openapi()
+    components = document["components"]["schemas"]
+    found = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                ref = media["schema"]["$ref"].rsplit("/", 1)[-1]
+                found.append((f"{method.upper()} {path}", components[ref]))
+    return found
+
+
+def _string_alternatives(prop: dict[str, Any]) -> list[dict[str, Any]]:
+    options = prop.get("anyOf", [prop])
+    return [{**prop, **option} for option in options if option.get("type") == "string"]
+
+
+# Strings whose format or pattern already excludes NUL need no Text type.
+_SAFE_FORMATS = {"uuid", "email", "date-time"}
+_SAFE_PATTERNS = {TEXT_PATTERN, "^[A-Z]{3}$", "^password$"}
+
+
+def test_every_text_field_of_every_request_body_refuses_nul(app: FastAPI) -> None:
+    """Structural guard: a new free-text field without the shared Text type fails here."""
+    unguarded = [
+        f"{operation} {name}"
+        for operation, schema in _request_body_schemas(app)
+        for name, prop in schema.get("properties", {}).items()
+        for option in _string_alternatives(prop)
+        if option.get("format") not in _SAFE_FORMATS
+        and "enum" not in option
+        and "const" not in option
+        and option.get("pattern") not in _SAFE_PATTERNS
+    ]
+    assert unguarded == []
