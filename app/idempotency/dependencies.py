@@ -7,7 +7,7 @@ import json
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
 
 from app.auth.dependencies import CurrentUser
@@ -65,10 +65,13 @@ async def idempotent_request(
 IdempotencyDep = Annotated[IdempotentRequest, Depends(idempotent_request)]
 
 
-def outcome_response(outcome: IdempotentOutcome) -> JSONResponse:
-    """The HTTP response for an outcome; replays say so in `Idempotent-Replayed: true`."""
+def outcome_response(outcome: IdempotentOutcome) -> Response:
+    """The HTTP response for an outcome; replays say so in `Idempotent-Replayed: true`.
+
+    The body is sent as the stored bytes, so a replay is byte-for-byte the first answer.
+    """
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
     media_type = PROBLEM_MEDIA_TYPE if outcome.status_code >= 400 else "application/json"
-    return JSONResponse(
+    return Response(
         outcome.body, status_code=outcome.status_code, headers=headers, media_type=media_type
     )

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, func, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -31,7 +38,9 @@ class IdempotencyKey(Base):
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int] = mapped_column(Integer)
-    response_body: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The body exactly as it was sent (bytes, not JSONB, which reorders keys and respaces):
+    # a replay is byte-for-byte the first answer.
+    response_body: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # Indexed for the scheduled task that deletes expired keys.
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

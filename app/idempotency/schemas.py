@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,8 +20,11 @@ class IdempotentRequest(BaseModel):
 
 
 class IdempotentOutcome(BaseModel):
-    """The response to send: fresh, or replayed from the stored outcome."""
+    """The response to send: fresh, or replayed from the stored outcome.
+
+    `body` is the rendered JSON, stored and replayed as these very bytes.
+    """
 
     status_code: int
-    body: dict[str, Any]
+    body: bytes
     replayed: bool

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -61,10 +62,11 @@ async def run_once(
             await savepoint.commit()
         else:
             await savepoint.rollback()
-        status_code, body = error.status_code, app_error_body(error, request_id=request.request_id)
+        status_code = error.status_code
+        body = _render(app_error_body(error, request_id=request.request_id))
     else:
         await savepoint.commit()
-        status_code, body = success_status, result.model_dump(mode="json")
+        status_code, body = success_status, result.model_dump_json().encode()
 
     await repository.add(
         session,
@@ -79,6 +81,11 @@ async def run_once(
         ),
     )
     return IdempotentOutcome(status_code=status_code, body=body, replayed=False)
+
+
+def _render(body: dict[str, object]) -> bytes:
+    """JSON as Starlette's JSONResponse renders it: compact, UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def delete_expired_keys(session: AsyncSession, *, now: datetime) -> int:
