@@ -15,15 +15,20 @@ and a slow reader that loaded old rows before the commit can only store them und
 generation, which nobody reads any more.
 
 Redis down or slow (short socket timeouts): reads go to the database and the failure is
-logged and counted; the API keeps serving. The namespace carries a schema version: bump
-`CACHE_VERSION` when a cached shape changes, and old entries are simply never read again.
+logged and counted; the API keeps serving. A scope whose invalidation has not reached Redis
+can be *held* (`hold`): read from the database, never from Redis, until released. After
+`watch_failures`, nothing is read from Redis after a failure until `caught_up` says that what
+Redis missed meanwhile has been applied.
+
+The namespace carries a schema version: bump `CACHE_VERSION` when a cached shape changes, and
+old entries are simply never read again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -60,9 +65,15 @@ class Cache:
         self._ttl = ttl_seconds
         self._get = redis.register_script(_GET_SCRIPT)
         self._in_flight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        # Scopes with an invalidation that Redis has not applied yet: read from the database.
+        self._held: set[str] = set()
+        # None: nobody re-drives, trust Redis. Otherwise the failure count the last completed
+        # re-drive saw: after any later failure, Redis is not trusted until a re-drive catches up.
+        self._caught_up_to: int | None = None
         self.hits = 0
         self.misses = 0
         self.errors = 0
+        self.bypasses = 0
 
     @staticmethod
     def _generation_key(scope: str) -> str:
@@ -72,11 +83,19 @@ class Cache:
     def _value_prefix(scope: str, name: str) -> str:
         return f"{NAMESPACE}:{scope}:{name}:g"
 
+    def _redis_usable(self, scope: str) -> bool:
+        return (
+            scope not in self._held
+            and (self._caught_up_to is None or self._caught_up_to == self.errors)
+            and self._breaker.available()
+        )
+
     async def get_or_load(self, scope: str, name: str, loader: Loader) -> dict[str, Any] | None:
         """The cached value of `name` in `scope`, loading (and storing) it on a miss."""
-        prefix = self._value_prefix(scope, name)
-        if not self._breaker.available():
+        if not self._redis_usable(scope):
+            self.bypasses += 1
             return await loader()
+        prefix = self._value_prefix(scope, name)
         try:
             generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
         except (RedisError, OSError, TimeoutError) as error:
@@ -116,10 +135,10 @@ class Cache:
         except (RedisError, OSError, TimeoutError) as error:
             self._failed("set", error)
 
-    async def bump(self, *scopes: str) -> None:
-        """Move each scope to a new generation: everything cached in it is now unreachable."""
+    async def bump(self, *scopes: str) -> bool:
+        """Move each scope to a new generation; False if Redis did not confirm it."""
         if not scopes:
-            return
+            return True
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for scope in scopes:
@@ -127,8 +146,31 @@ class Cache:
                     pipe.expire(self._generation_key(scope), self._ttl * 10)
                 await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
-            # The TTL bounds how long a missed invalidation can serve old data.
             self._failed("invalidate", error)
+            return False
+        return True
+
+    def hold(self, *scopes: str) -> None:
+        """Read these scopes from the database until `set_held` releases them."""
+        self._held.update(scopes)
+
+    def set_held(self, scopes: Collection[str]) -> None:
+        """Hold exactly these scopes: every other invalidation has reached Redis."""
+        self._held = set(scopes)
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The scopes read from the database because Redis missed their invalidation."""
+        return frozenset(self._held)
+
+    def watch_failures(self) -> None:
+        """From now on, trust Redis only after `caught_up`, and again after every failure."""
+        self._caught_up_to = -1
+
+    def caught_up(self, failures: int) -> None:
+        """A re-drive that began at `failures` failures applied everything recorded."""
+        if self._caught_up_to is not None:
+            self._caught_up_to = failures
 
     def _failed(self, operation: str, error: BaseException) -> None:
         self.errors += 1

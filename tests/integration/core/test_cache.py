@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -95,6 +96,36 @@ async def test_an_open_breaker_skips_redis_entirely(migrated_database: str) -> N
     assert cache.errors == 1  # only the first call tried Redis
     assert breaker.trips == 1
     assert loads == 5
+
+
+async def test_a_held_scope_is_read_from_the_database_and_nothing_is_stored(redis: Redis) -> None:
+    cache = Cache(redis, ttl_seconds=60)
+    scope = f"test:held:{uuid.uuid4().hex}"
+
+    def value(v: str) -> Callable[[], Awaitable[dict[str, object]]]:
+        async def load() -> dict[str, object]:
+            return {"v": v}
+
+        return load
+
+    assert await cache.get_or_load(scope, "x", value("old")) == {"v": "old"}  # now cached
+    cache.hold(scope)  # its invalidation has not reached Redis
+    assert await cache.get_or_load(scope, "x", value("new")) == {"v": "new"}
+    assert (cache.hits, cache.bypasses) == (0, 1)
+    keys = [key.decode() async for key in redis.scan_iter(f"{NAMESPACE}:{scope}:*")]
+    assert keys == [f"{NAMESPACE}:{scope}:x:g0"]  # nothing stored while held
+    cache.set_held(set())
+    assert await cache.get_or_load(scope, "x", value("new")) == {"v": "old"}  # Redis again
+    assert cache.hits == 1
+
+
+async def test_bump_says_whether_redis_took_it(redis: Redis, migrated_database: str) -> None:
+    scope = f"test:bump:{uuid.uuid4().hex}"
+    assert await Cache(redis, ttl_seconds=60).bump(scope) is True
+    assert await redis.get(f"{NAMESPACE}:{scope}:generation") == b"1"
+    down = Cache(Redis.from_url("redis://127.0.0.1:1/0"), ttl_seconds=60)
+    assert await down.bump(scope) is False
+    assert down.errors == 1
 
 
 @pytest.fixture
