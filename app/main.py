@@ -17,6 +17,7 @@ from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.errors import install_error_handlers
+from app.core.invalidation import Invalidator
 from app.core.logging import configure_logging, get_logger
 from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
@@ -51,11 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cache = Cache(
             app.state.redis, ttl_seconds=settings.CACHE_TTL_SECONDS, breaker=breaker
         )
+        # Re-applies the invalidations Redis missed, in this process too (ADR 0016).
+        app.state.invalidator = Invalidator(
+            app.state.cache,
+            app.state.session_factory,
+            app.state.engine,
+            interval_seconds=settings.CACHE_REDRIVE_SECONDS,
+        )
         await get_password_hasher(settings).warm_up()
+        await app.state.invalidator.start()  # last: the `finally` below stops it
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:
             yield
         finally:
+            await app.state.invalidator.stop()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
             logger.info("shutdown_complete")

@@ -15,10 +15,10 @@ and a slow reader that loaded old rows before the commit can only store them und
 generation, which nobody reads any more.
 
 Redis down or slow (short socket timeouts): reads go to the database and the failure is
-logged and counted; the API keeps serving. A scope whose invalidation has not reached Redis
-can be *held* (`hold`): read from the database, never from Redis, until released. After
-`watch_failures`, nothing is read from Redis after a failure until `caught_up` says that what
-Redis missed meanwhile has been applied.
+logged and counted; the API keeps serving. A bump that Redis misses is not dropped (ADR 0016):
+`app.core.invalidation` records it in Postgres, and until it is applied every process *holds*
+the scope (reads it from the database, `hold`), and a process that saw Redis fail reads
+nothing from Redis until its re-drive has caught up (`watch_failures`).
 
 The namespace carries a schema version: bump `CACHE_VERSION` when a cached shape changes, and
 old entries are simply never read again.
@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import Text, column, func, insert, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.core.logging import get_logger
 from app.core.redis import RedisBreaker
@@ -44,6 +46,13 @@ logger = get_logger(__name__)
 CACHE_VERSION = 1
 NAMESPACE = f"ledger:v{CACHE_VERSION}:cache"
 _STALE_SCOPES = "stale_cache_scopes"
+
+# The table is declared in app/core/models.py (for Alembic); this module sits below the models
+# in the import graph, so it writes through a lightweight description of the same table.
+INVALIDATIONS = table("cache_invalidations", column("scope", Text))
+# Postgres LISTEN/NOTIFY channel: every process hears a recorded invalidation at its commit.
+NOTIFY_CHANNEL = "ledger_cache_invalidations"
+_NOTIFY_PAYLOAD_BYTES = 7900  # Postgres refuses payloads of 8000 bytes or more
 
 # KEYS[1] = generation key, ARGV[1] = value key prefix; returns {generation, value or false}.
 _GET_SCRIPT = """
@@ -135,10 +144,16 @@ class Cache:
         except (RedisError, OSError, TimeoutError) as error:
             self._failed("set", error)
 
-    async def bump(self, *scopes: str) -> bool:
-        """Move each scope to a new generation; False if Redis did not confirm it."""
+    async def bump(self, *scopes: str, force: bool = False) -> bool:
+        """Move each scope to a new generation; False if Redis did not confirm it.
+
+        With the breaker open this does not even try (the caller records the miss instead of
+        waiting for a timeout); `force` tries anyway, as the background re-drive does.
+        """
         if not scopes:
             return True
+        if not force and not self._breaker.available():
+            return False
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for scope in scopes:
@@ -184,9 +199,37 @@ def mark_stale(session: AsyncSession, *scopes: str) -> None:
 
 
 def take_stale(session: AsyncSession) -> set[str]:
-    """The scopes recorded by `mark_stale`, forgetting them."""
+    """The scopes recorded by `mark_stale`, forgetting them: the caller now invalidates them."""
     stale: set[str] = session.info.pop(_STALE_SCOPES, set())
     return stale
+
+
+def record_invalidations(session: Session, scopes: Collection[str]) -> None:
+    """Write scopes to `cache_invalidations` and notify every process, in this transaction."""
+    ordered = sorted(scopes)
+    if not ordered:
+        return
+    session.execute(insert(INVALIDATIONS), [{"scope": scope} for scope in ordered])
+    for payload in notify_payloads(ordered):
+        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, payload)))
+
+
+def notify_payloads(scopes: Collection[str]) -> Iterator[str]:
+    """Space-separated scopes, cut into payloads that fit one NOTIFY ("" = read the table)."""
+    batch: list[str] = []
+    size = 0
+    for scope in scopes:
+        length = len(scope.encode()) + 1
+        if length > _NOTIFY_PAYLOAD_BYTES:
+            yield ""  # too long to name: listeners just re-read the table
+            continue
+        if batch and size + length > _NOTIFY_PAYLOAD_BYTES:
+            yield " ".join(batch)
+            batch, size = [], 0
+        batch.append(scope)
+        size += length
+    if batch:
+        yield " ".join(batch)
 
 
 def get_cache(request: Request) -> Cache:
