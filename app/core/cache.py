@@ -18,7 +18,8 @@ Redis down or slow (short socket timeouts): reads go to the database and the fai
 logged and counted; the API keeps serving. A bump that Redis misses is not dropped (ADR 0016):
 `app.core.invalidation` records it in Postgres, and until it is applied every process *holds*
 the scope (reads it from the database, `hold`), and a process that saw Redis fail reads
-nothing from Redis until its re-drive has caught up (`watch_failures`).
+nothing from Redis until its re-drive has caught up (`watch_failures`). A commit whose scopes
+nobody claims with `take_stale` (a worker, the CLI) records them in its own transaction.
 
 The namespace carries a schema version: bump `CACHE_VERSION` when a cached shape changes, and
 old entries are simply never read again.
@@ -34,7 +35,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import Text, column, func, insert, select, table
+from sqlalchemy import Text, column, event, func, insert, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -198,7 +199,7 @@ def mark_stale(session: AsyncSession, *scopes: str) -> None:
     session.info.setdefault(_STALE_SCOPES, set()).update(scopes)
 
 
-def take_stale(session: AsyncSession) -> set[str]:
+def take_stale(session: AsyncSession | Session) -> set[str]:
     """The scopes recorded by `mark_stale`, forgetting them: the caller now invalidates them."""
     stale: set[str] = session.info.pop(_STALE_SCOPES, set())
     return stale
@@ -230,6 +231,19 @@ def notify_payloads(scopes: Collection[str]) -> Iterator[str]:
         size += length
     if batch:
         yield " ".join(batch)
+
+
+@event.listens_for(Session, "before_commit")
+def _record_unclaimed_scopes(session: Session) -> None:
+    # Any session's commit reaches this. The request's session dependency claims its scopes
+    # before committing (and bumps them right after); a worker or the CLI that does not still
+    # gets them invalidated: recorded atomically with the change, applied by the re-drive.
+    # A SAVEPOINT's release is no commit: its scopes wait for the outer transaction's.
+    if session.in_nested_transaction():
+        return
+    scopes = take_stale(session)
+    if scopes:
+        record_invalidations(session, scopes)
 
 
 def get_cache(request: Request) -> Cache:

@@ -14,7 +14,8 @@ Redis before the response. When Redis misses the bump (ADR 0016):
    the failure has applied everything recorded (`Cache.watch_failures`), and a process that
    starts does the same before its first cached read.
 
-Assumes one Redis per database.
+Commits whose scopes nobody claims (workers, the CLI) record them inside their own transaction
+(`app.core.cache`), so they need nothing from this module. Assumes one Redis per database.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,11 @@ from sqlalchemy.ext.asyncio import (
 
 from app.core.cache import (
     NAMESPACE,
+    NOTIFY_CHANNEL,
     Cache,
+    mark_stale,
     record_invalidations,
+    take_stale,
 )
 from app.core.config import get_settings
 from app.core.db import create_session_factory
@@ -290,6 +294,27 @@ async def test_what_a_dead_instance_missed_is_applied_by_the_others_and_by_a_new
                 assert await node.status(ME, user) == 401
 
 
+async def test_a_worker_commit_that_nobody_bumps_is_applied_everywhere(
+    database: AsyncEngine,
+    new_path: Callable[[], Awaitable[StallableProxy]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A task or the CLI commits its own session and calls nothing after it."""
+    async with instance(await new_path(), monkeypatch, CACHE_REDRIVE_SECONDS="30") as a:
+        user = await signed_in_user(a.http)
+        account = await open_account(a.http, user)
+        await warm([a], user, account)
+        async with a.app.state.session_factory() as session, session.begin():
+            await users_service.set_password_hash(
+                session,
+                user_id=uuid.UUID(user.id),
+                password_hash="not-a-hash",
+                changed_at=datetime.now(UTC),
+            )
+        assert await eventually(lambda: _refused(a, user), within=2.0)
+        assert [await a.status(ME, user) for _ in range(3)] == [401] * 3
+
+
 # --- the pieces, one at a time -------------------------------------------------------------
 
 
@@ -476,3 +501,37 @@ async def _not_listening(invalidator: Invalidator) -> bool:
 
 async def _holds(cache: Cache, scope: str) -> bool:
     return scope in cache.held
+
+
+async def test_a_commit_whose_scopes_nobody_claimed_records_them_in_its_own_transaction(
+    database: AsyncEngine,
+) -> None:
+    sessions = create_session_factory(database)
+    heard: list[str] = []
+    async with database.connect() as listener:
+        driver = (await listener.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.add_listener(NOTIFY_CHANNEL, lambda *args: heard.append(args[-1]))
+        async with sessions() as session:
+            async with session.begin():
+                mark_stale(session, "test:b", "test:a")
+                savepoint = await session.begin_nested()
+                mark_stale(session, "test:c")
+                await savepoint.commit()  # a savepoint is no commit: nothing recorded yet
+                assert await recorded_scopes(database) == []
+            assert await recorded_scopes(database) == ["test:a", "test:b", "test:c"]
+        assert await eventually(lambda: _heard(heard), within=2.0)
+        assert heard == ["test:a test:b test:c"]
+
+        async with sessions() as session, session.begin():
+            mark_stale(session, "test:claimed")
+            assert take_stale(session) == {"test:claimed"}  # whoever claims them bumps them
+        async with sessions() as session:
+            await session.execute(text("SELECT 1"))
+            mark_stale(session, "test:rolled-back")
+            await session.rollback()
+        assert await recorded_scopes(database) == ["test:a", "test:b", "test:c"]
+
+
+async def _heard(heard: list[str]) -> bool:
+    return bool(heard)
