@@ -20,11 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from app.accounts import service as accounts_service
 from app.adjustments import service as adjustments_service
 from app.auth import service as auth_service
-from app.core.cache import Cache, take_stale
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
-from app.core.redis import create_redis
 
 # Each step is idempotent and says what it did. Order matters: the admin first.
 SeedStep = Callable[[AsyncSession], Awaitable[str]]
@@ -59,16 +57,12 @@ async def create_database(settings: Settings) -> bool:
 async def seed(settings: Settings) -> list[str]:
     """Run every seed step in one transaction: all of it lands, or none."""
     engine = create_engine(settings)
-    redis = create_redis(settings)
     try:
-        async with create_session_factory(engine)() as session:
-            async with session.begin():
-                lines = [await step(session) for step in SEED_STEPS]
-            # Like a request: what the seed changed (a promoted admin) must not be read stale.
-            await Cache(redis, ttl_seconds=settings.CACHE_TTL_SECONDS).bump(*take_stale(session))
-            return lines
+        # What the seed changes (a promoted admin) must not be read stale: the commit records
+        # the cache scopes it touched, and every API process applies them (ADR 0016).
+        async with create_session_factory(engine)() as session, session.begin():
+            return [await step(session) for step in SEED_STEPS]
     finally:
-        await redis.aclose()
         await engine.dispose()
 
 

@@ -22,6 +22,7 @@ from app.core.http_headers import (
     ProblemCORSMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.core.invalidation import Invalidator
 from app.core.logging import configure_logging, get_logger
 from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
@@ -64,11 +65,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             within_seconds=settings.HEALTH_CHECK_TIMEOUT_SECONDS,
             reuse_seconds=settings.HEALTH_CACHE_SECONDS,
         )
+        # Re-applies the invalidations Redis missed, in this process too (ADR 0016).
+        app.state.invalidator = Invalidator(
+            app.state.cache,
+            app.state.session_factory,
+            app.state.engine,
+            interval_seconds=settings.CACHE_REDRIVE_SECONDS,
+        )
         await get_password_hasher(settings).warm_up()
+        await app.state.invalidator.start()  # last: the `finally` below stops it
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:
             yield
         finally:
+            await app.state.invalidator.stop()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
             logger.info("shutdown_complete")

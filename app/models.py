@@ -12,10 +12,11 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.payments.models",
     "app.adjustments.models",
     "app.idempotency.models",
+    "app.core.models",
 )
 
 
 def load_all_models() -> None:
-    """Import each domain module's models so they register on Base.metadata."""
+    """Import every models module (the core's too) so they register on Base.metadata."""
     for module in MODEL_MODULES:
         importlib.import_module(module)

@@ -15,21 +15,29 @@ and a slow reader that loaded old rows before the commit can only store them und
 generation, which nobody reads any more.
 
 Redis down or slow (short socket timeouts): reads go to the database and the failure is
-logged and counted; the API keeps serving. The namespace carries a schema version: bump
-`CACHE_VERSION` when a cached shape changes, and old entries are simply never read again.
+logged and counted; the API keeps serving. A bump that Redis misses is not dropped (ADR 0016):
+`app.core.invalidation` records it in Postgres, and until it is applied every process *holds*
+the scope (reads it from the database, `hold`), and a process that saw Redis fail reads
+nothing from Redis until its re-drive has caught up (`watch_failures`). A commit whose scopes
+nobody claims with `take_stale` (a worker, the CLI) records them in its own transaction.
+
+The namespace carries a schema version: bump `CACHE_VERSION` when a cached shape changes, and
+old entries are simply never read again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import Text, column, event, func, insert, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from app.core.logging import get_logger
 from app.core.redis import RedisBreaker
@@ -39,6 +47,13 @@ logger = get_logger(__name__)
 CACHE_VERSION = 1
 NAMESPACE = f"ledger:v{CACHE_VERSION}:cache"
 _STALE_SCOPES = "stale_cache_scopes"
+
+# The table is declared in app/core/models.py (for Alembic); this module sits below the models
+# in the import graph, so it writes through a lightweight description of the same table.
+INVALIDATIONS = table("cache_invalidations", column("scope", Text))
+# Postgres LISTEN/NOTIFY channel: every process hears a recorded invalidation at its commit.
+NOTIFY_CHANNEL = "ledger_cache_invalidations"
+_NOTIFY_PAYLOAD_BYTES = 7900  # Postgres refuses payloads of 8000 bytes or more
 
 # KEYS[1] = generation key, ARGV[1] = value key prefix; returns {generation, value or false}.
 _GET_SCRIPT = """
@@ -60,9 +75,15 @@ class Cache:
         self._ttl = ttl_seconds
         self._get = redis.register_script(_GET_SCRIPT)
         self._in_flight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        # Scopes with an invalidation that Redis has not applied yet: read from the database.
+        self._held: set[str] = set()
+        # None: nobody re-drives, trust Redis. Otherwise the failure count the last completed
+        # re-drive saw: after any later failure, Redis is not trusted until a re-drive catches up.
+        self._caught_up_to: int | None = None
         self.hits = 0
         self.misses = 0
         self.errors = 0
+        self.bypasses = 0
 
     @staticmethod
     def _generation_key(scope: str) -> str:
@@ -72,11 +93,19 @@ class Cache:
     def _value_prefix(scope: str, name: str) -> str:
         return f"{NAMESPACE}:{scope}:{name}:g"
 
+    def _redis_usable(self, scope: str) -> bool:
+        return (
+            scope not in self._held
+            and (self._caught_up_to is None or self._caught_up_to == self.errors)
+            and self._breaker.available()
+        )
+
     async def get_or_load(self, scope: str, name: str, loader: Loader) -> dict[str, Any] | None:
         """The cached value of `name` in `scope`, loading (and storing) it on a miss."""
-        prefix = self._value_prefix(scope, name)
-        if not self._breaker.available():
+        if not self._redis_usable(scope):
+            self.bypasses += 1
             return await loader()
+        prefix = self._value_prefix(scope, name)
         try:
             generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
         except (RedisError, OSError, TimeoutError) as error:
@@ -116,10 +145,16 @@ class Cache:
         except (RedisError, OSError, TimeoutError) as error:
             self._failed("set", error)
 
-    async def bump(self, *scopes: str) -> None:
-        """Move each scope to a new generation: everything cached in it is now unreachable."""
+    async def bump(self, *scopes: str, force: bool = False) -> bool:
+        """Move each scope to a new generation; False if Redis did not confirm it.
+
+        With the breaker open this does not even try (the caller records the miss instead of
+        waiting for a timeout); `force` tries anyway, as the background re-drive does.
+        """
         if not scopes:
-            return
+            return True
+        if not force and not self._breaker.available():
+            return False
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for scope in scopes:
@@ -127,8 +162,31 @@ class Cache:
                     pipe.expire(self._generation_key(scope), self._ttl * 10)
                 await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
-            # The TTL bounds how long a missed invalidation can serve old data.
             self._failed("invalidate", error)
+            return False
+        return True
+
+    def hold(self, *scopes: str) -> None:
+        """Read these scopes from the database until `set_held` releases them."""
+        self._held.update(scopes)
+
+    def set_held(self, scopes: Collection[str]) -> None:
+        """Hold exactly these scopes: every other invalidation has reached Redis."""
+        self._held = set(scopes)
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The scopes read from the database because Redis missed their invalidation."""
+        return frozenset(self._held)
+
+    def watch_failures(self) -> None:
+        """From now on, trust Redis only after `caught_up`, and again after every failure."""
+        self._caught_up_to = -1
+
+    def caught_up(self, failures: int) -> None:
+        """A re-drive that began at `failures` failures applied everything recorded."""
+        if self._caught_up_to is not None:
+            self._caught_up_to = failures
 
     def _failed(self, operation: str, error: BaseException) -> None:
         self.errors += 1
@@ -141,10 +199,51 @@ def mark_stale(session: AsyncSession, *scopes: str) -> None:
     session.info.setdefault(_STALE_SCOPES, set()).update(scopes)
 
 
-def take_stale(session: AsyncSession) -> set[str]:
-    """The scopes recorded by `mark_stale`, forgetting them."""
+def take_stale(session: AsyncSession | Session) -> set[str]:
+    """The scopes recorded by `mark_stale`, forgetting them: the caller now invalidates them."""
     stale: set[str] = session.info.pop(_STALE_SCOPES, set())
     return stale
+
+
+def record_invalidations(session: Session, scopes: Collection[str]) -> None:
+    """Write scopes to `cache_invalidations` and notify every process, in this transaction."""
+    ordered = sorted(scopes)
+    if not ordered:
+        return
+    session.execute(insert(INVALIDATIONS), [{"scope": scope} for scope in ordered])
+    for payload in notify_payloads(ordered):
+        session.execute(select(func.pg_notify(NOTIFY_CHANNEL, payload)))
+
+
+def notify_payloads(scopes: Collection[str]) -> Iterator[str]:
+    """Space-separated scopes, cut into payloads that fit one NOTIFY ("" = read the table)."""
+    batch: list[str] = []
+    size = 0
+    for scope in scopes:
+        length = len(scope.encode()) + 1
+        if length > _NOTIFY_PAYLOAD_BYTES:
+            yield ""  # too long to name: listeners just re-read the table
+            continue
+        if batch and size + length > _NOTIFY_PAYLOAD_BYTES:
+            yield " ".join(batch)
+            batch, size = [], 0
+        batch.append(scope)
+        size += length
+    if batch:
+        yield " ".join(batch)
+
+
+@event.listens_for(Session, "before_commit")
+def _record_unclaimed_scopes(session: Session) -> None:
+    # Any session's commit reaches this. The request's session dependency claims its scopes
+    # before committing (and bumps them right after); a worker or the CLI that does not still
+    # gets them invalidated: recorded atomically with the change, applied by the re-drive.
+    # A SAVEPOINT's release is no commit: its scopes wait for the outer transaction's.
+    if session.in_nested_transaction():
+        return
+    scopes = take_stale(session)
+    if scopes:
+        record_invalidations(session, scopes)
 
 
 def get_cache(request: Request) -> Cache:

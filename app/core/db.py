@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, func, text
@@ -20,6 +20,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from app.core.cache import take_stale
 from app.core.config import Settings
 from app.core.errors import AppError
+
+if TYPE_CHECKING:  # at run time it comes from app.state; its module imports this one
+    from app.core.invalidation import Invalidator
 
 # Explicit constraint names: migrations stay reviewable and `alembic check` stays stable.
 NAMING_CONVENTION = {
@@ -95,20 +98,29 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     Declared with `scope="function"` (see SessionDep): FastAPI then runs the commit before it
     sends the response, so a failed commit becomes a 500 instead of a 2xx for lost work.
     Services may flush(); only this function commits. An AppError rolls back, unless it is
-    marked `commit_effects` (a business outcome whose effects must persist).
+    marked `commit_effects` (a business outcome whose effects must persist). After the commit
+    it invalidates the cache scopes the services marked stale (ADR 0016).
     """
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    invalidator: Invalidator = request.app.state.invalidator
     async with factory() as session:
         outcome: AppError | None = None
-        async with session.begin():
-            try:
-                yield session
-            except AppError as error:
-                if not error.commit_effects:
-                    raise  # rolls back
-                outcome = error  # leaving the block normally commits the effects
-        # Committed: now (and only now) invalidate what it changed, still before the response.
-        await request.app.state.cache.bump(*take_stale(session))
+        stale: set[str] = set()
+        try:
+            async with session.begin():
+                try:
+                    yield session
+                except AppError as error:
+                    if not error.commit_effects:
+                        raise  # rolls back
+                    outcome = error  # leaving the block normally commits the effects
+                # Claimed before the commit, so it does not record them (ADR 0016): they are
+                # invalidated right after it, still before the response.
+                stale = take_stale(session)
+        finally:
+            # Also when COMMIT itself failed: one in doubt may have landed, and a needless
+            # invalidation costs only a cache miss.
+            await invalidator.after_commit(stale)
         if outcome is not None:
             raise outcome
 

@@ -4,7 +4,7 @@ JSONB normalises what it stores (key order, spacing), so a replay used to differ
 answer. Existing rows are converted from their JSONB text form.
 
 Revision ID: 9c1e5b7a3d20
-Revises: 2fd26317f2b3
+Revises: a2aeb97db6ca
 Create Date: 2026-12-01 23:10:00+00:00
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "9c1e5b7a3d20"
-down_revision: str | None = "2fd26317f2b3"
+down_revision: str | None = "a2aeb97db6ca"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

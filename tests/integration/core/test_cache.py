@@ -1,18 +1,24 @@
-"""The cache: used, single-flight on a cold key, never stale after a write, fail-open."""
+"""The cache: used, single-flight on a cold key, never stale after a write, fail-open.
+
+What happens when Redis misses an invalidation: test_cache_outage.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy import event
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import OperationalError
 
-from app.core.cache import NAMESPACE, Cache
+from app.core.cache import NAMESPACE, Cache, mark_stale
 from app.core.config import get_settings
+from app.core.db import SessionDep
 from app.core.redis import RedisBreaker
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import (
@@ -95,6 +101,67 @@ async def test_an_open_breaker_skips_redis_entirely(migrated_database: str) -> N
     assert cache.errors == 1  # only the first call tried Redis
     assert breaker.trips == 1
     assert loads == 5
+
+
+async def test_a_held_scope_is_read_from_the_database_and_nothing_is_stored(redis: Redis) -> None:
+    cache = Cache(redis, ttl_seconds=60)
+    scope = f"test:held:{uuid.uuid4().hex}"
+
+    def value(v: str) -> Callable[[], Awaitable[dict[str, object]]]:
+        async def load() -> dict[str, object]:
+            return {"v": v}
+
+        return load
+
+    assert await cache.get_or_load(scope, "x", value("old")) == {"v": "old"}  # now cached
+    cache.hold(scope)  # its invalidation has not reached Redis
+    assert await cache.get_or_load(scope, "x", value("new")) == {"v": "new"}
+    assert (cache.hits, cache.bypasses) == (0, 1)
+    keys = [key.decode() async for key in redis.scan_iter(f"{NAMESPACE}:{scope}:*")]
+    assert keys == [f"{NAMESPACE}:{scope}:x:g0"]  # nothing stored while held
+    cache.set_held(set())
+    assert await cache.get_or_load(scope, "x", value("new")) == {"v": "old"}  # Redis again
+    assert cache.hits == 1
+
+
+async def test_bump_says_whether_redis_took_it(redis: Redis, migrated_database: str) -> None:
+    scope = f"test:bump:{uuid.uuid4().hex}"
+    assert await Cache(redis, ttl_seconds=60).bump(scope) is True
+    assert await redis.get(f"{NAMESPACE}:{scope}:generation") == b"1"
+    breaker = RedisBreaker(open_seconds=60)
+    down = Cache(Redis.from_url("redis://127.0.0.1:1/0"), ttl_seconds=60, breaker=breaker)
+    assert await down.bump(scope) is False
+    assert down.errors == 1
+    assert await down.bump(scope) is False  # breaker open: not even tried
+    assert down.errors == 1
+    assert await down.bump(scope, force=True) is False  # the re-drive tries anyway
+    assert down.errors == 2
+
+
+in_doubt = APIRouter(prefix="/probe-cache")
+IN_DOUBT_SCOPE = f"test:in-doubt:{uuid.uuid4().hex}"
+
+
+@in_doubt.post("/write")
+async def write_then_fail_to_commit(session: SessionDep) -> None:
+    await session.execute(text("SELECT 1"))
+    mark_stale(session, IN_DOUBT_SCOPE)
+
+
+async def test_a_commit_in_doubt_is_invalidated_too(redis: Redis, migrated_database: str) -> None:
+    """COMMIT raised: it may still have landed, so what it changed is invalidated anyway."""
+
+    def lose_connection(_: Connection) -> None:
+        raise OperationalError("COMMIT", {}, Exception("connection lost during commit"))
+
+    async with started_app(in_doubt) as application, http_client(application) as http:
+        event.listen(application.state.engine.sync_engine, "commit", lose_connection)
+        try:
+            response = await http.post("/probe-cache/write")
+        finally:
+            event.remove(application.state.engine.sync_engine, "commit", lose_connection)
+    assert response.status_code == 500
+    assert await redis.get(f"{NAMESPACE}:{IN_DOUBT_SCOPE}:generation") == b"1"
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 from httpx import AsyncClient
-from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.core.db import ping_database
+from app.health import service as health_service
 from tests.integration.conftest import http_client, started_app
 
 # Nothing listens on port 1 here: connections are refused at once.
@@ -97,21 +99,20 @@ async def test_a_probe_flood_costs_one_check_and_one_connection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("HEALTH_CACHE_SECONDS", "30")
-    async with started_app() as app, http_client(app) as client:
-        in_use = peak = 0
+    in_use = peak = 0
 
-        def checkout(*_: object) -> None:
-            nonlocal in_use, peak
-            in_use += 1
-            peak = max(peak, in_use)
-
-        def checkin(*_: object) -> None:
-            nonlocal in_use
+    async def counting_ping(engine: AsyncEngine, *, within_seconds: float) -> bool:
+        # Each database ping holds one pooled connection while it runs.
+        nonlocal in_use, peak
+        in_use += 1
+        peak = max(peak, in_use)
+        try:
+            return await ping_database(engine, within_seconds=within_seconds)
+        finally:
             in_use -= 1
 
-        pool = app.state.engine.sync_engine.pool
-        event.listen(pool, "checkout", checkout)
-        event.listen(pool, "checkin", checkin)
+    monkeypatch.setattr(health_service, "ping_database", counting_ping)
+    async with started_app() as app, http_client(app) as client:
         for _ in range(3):  # the flood: 300 concurrent probes, several rounds
             answers = await asyncio.gather(*(client.get("/health/ready") for _ in range(300)))
             assert {answer.status_code for answer in answers} == {200}

@@ -1,0 +1,27 @@
+"""Tables of the core itself (not of a domain module): the cache's missed invalidations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Identity, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+
+
+class CacheInvalidation(Base):
+    """A cache scope whose invalidation Redis has not applied yet (ADR 0016).
+
+    Written when a bump fails, or inside the transaction of a commit whose scopes nobody bumps
+    (a worker, the CLI); every process applies the rows to Redis, then deletes them.
+    """
+
+    __tablename__ = "cache_invalidations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    # Text, not a bounded varchar: a too-long scope must never make a business commit fail.
+    scope: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
