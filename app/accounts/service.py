@@ -32,7 +32,7 @@ from app.accounts.schemas import (
 )
 from app.core.cache import Cache, mark_stale
 from app.core.config import get_settings
-from app.core.errors import AppError, NotFoundError
+from app.core.errors import AppError, NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.pagination import KeysetPosition, PageParams, build_page
 
@@ -204,11 +204,13 @@ def plan_balances(
 
 async def post_transaction(
     session: AsyncSession, *, kind: LedgerKind, legs: Sequence[Leg]
-) -> uuid.UUID:
-    """Move money: one balanced ledger transaction, atomically. Returns its id.
+) -> uuid.UUID | Refusal:
+    """Move money: one balanced ledger transaction, atomically. Its id, or why it was refused.
 
-    Runs in a savepoint and retries a bounded number of times if PostgreSQL reports a
-    deadlock or serialization failure; business errors are never retried.
+    A refusal (insufficient funds, mixed currencies) is a value: nothing was written, but the
+    accounts stay locked for the caller, who may record the refused attempt. Runs in a
+    savepoint and retries a bounded number of times if PostgreSQL reports a deadlock or
+    serialization failure; refusals are never retried.
     """
     attempts = get_settings().LEDGER_RETRY_ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -221,12 +223,12 @@ async def post_transaction(
                 raise
             logger.warning("ledger_post_retry", attempt=attempt, sqlstate=sqlstate)
             continue
-        # A refusal is raised only now, after the savepoint was released rather than rolled
-        # back: the row locks stay with the transaction. Rolling back would release them,
-        # and the caller's next write (a failed payment's foreign keys) would then queue for
-        # them out of id order: a deadlock the bank-run test found.
+        # A refusal leaves the savepoint released rather than rolled back: the row locks stay
+        # with the transaction. Rolling back would release them, and the caller's next write
+        # (a failed payment's foreign keys) would then queue for them out of id order: a
+        # deadlock the bank-run test found.
         if isinstance(outcome, AppError):
-            raise outcome
+            return Refusal(outcome)
         return outcome
     raise AssertionError("unreachable")  # pragma: no cover
 

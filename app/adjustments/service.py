@@ -12,7 +12,7 @@ from app.adjustments import repository
 from app.adjustments.models import Adjustment
 from app.adjustments.schemas import AdjustmentCreate, AdjustmentRead
 from app.core.config import Environment, get_settings
-from app.core.errors import NotFoundError
+from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.pagination import PageParams
 from app.users import service as users_service
@@ -29,7 +29,7 @@ async def create_adjustment(
     if account is None or account.kind != "user":
         raise NotFoundError("No such account.")
     system_id = await accounts_service.system_account_id(session, currency=account.currency)
-    transaction_id = await accounts_service.post_transaction(
+    posted = await accounts_service.post_transaction(
         session,
         kind="adjustment",
         legs=[
@@ -37,11 +37,13 @@ async def create_adjustment(
             Leg(account_id=system_id, amount=-data.amount),
         ],
     )
+    if isinstance(posted, Refusal):
+        raise posted.error  # a refused adjustment leaves no record: nothing to keep
     adjustment = await repository.add(
         session,
         Adjustment(
             account_id=account.id,
-            ledger_transaction_id=transaction_id,
+            ledger_transaction_id=posted,
             amount=data.amount,
             reason=data.reason,
             created_by=admin_id,

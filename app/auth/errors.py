@@ -52,11 +52,10 @@ class TokenExpiredError(_UnauthorizedError):
 
 
 class RefreshTokenReusedError(_UnauthorizedError):
-    """A rotated refresh token came back: the family is revoked, and that must persist."""
+    """A rotated refresh token came back: its family is revoked (committed before the raise)."""
 
     code = "refresh_token_reused"
     default_detail = "This refresh token was already used; every session of this login is revoked."
-    commit_effects = True
 
 
 class ForbiddenError(AppError):

@@ -58,14 +58,14 @@ async def login_user(
 
 @router.post("/refresh", operation_id="refresh_tokens", responses=error_responses(401, 422))
 async def refresh_tokens(
-    body: RefreshRequest, session: SessionDep, response: Response
+    body: RefreshRequest, sessions: SessionFactoryDep, response: Response
 ) -> TokenPair:
     """Rotate a refresh token: the presented one is spent and a new pair is returned.
 
     Presenting an already-rotated token revokes every token of that login (`refresh_token_reused`).
     """
     response.headers.update(_NO_STORE)
-    return await auth_service.refresh(session, refresh_token=body.refresh_token)
+    return await auth_service.refresh(sessions, refresh_token=body.refresh_token)
 
 
 @router.post(

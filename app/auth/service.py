@@ -94,8 +94,21 @@ async def login(
     return tokens
 
 
-async def refresh(session: AsyncSession, *, refresh_token: str) -> TokenPair:
-    """Rotate a refresh token; a rotated token presented again revokes its whole family."""
+async def refresh(sessions: async_sessionmaker[AsyncSession], *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token; a rotated token presented again revokes its whole family.
+
+    Runs its own short transaction (like login, ADR 0013): the revocation of a reused token's
+    family must commit although the request fails, so it commits first and the 401 follows.
+    """
+    async with sessions() as session, session.begin():
+        outcome = await _rotate(session, refresh_token=refresh_token)
+    if outcome is None:
+        raise RefreshTokenReusedError
+    return outcome
+
+
+async def _rotate(session: AsyncSession, *, refresh_token: str) -> TokenPair | None:
+    """The new pair, or None once a reused token's family is revoked (to be committed)."""
     settings = get_settings()
     now = datetime.now(UTC)
     stored = await repository.get_for_update(session, hash_refresh_token(refresh_token))
@@ -110,7 +123,7 @@ async def refresh(session: AsyncSession, *, refresh_token: str) -> TokenPair:
         logger.warning(
             "refresh_token_reused", user_id=str(stored.user_id), family_id=str(stored.family_id)
         )
-        raise RefreshTokenReusedError
+        return None
     if stored.expires_at <= now:
         raise TokenExpiredError("The refresh token has expired; sign in again.")
     principal = await users_service.get_principal(session, user_id=stored.user_id)

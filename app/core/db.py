@@ -19,7 +19,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.core.cache import take_stale
 from app.core.config import Settings
-from app.core.errors import AppError
 
 if TYPE_CHECKING:  # at run time it comes from app.state; its module imports this one
     from app.core.invalidation import Invalidator
@@ -97,23 +96,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     Declared with `scope="function"` (see SessionDep): FastAPI then runs the commit before it
     sends the response, so a failed commit becomes a 500 instead of a 2xx for lost work.
-    Services may flush(); only this function commits. An AppError rolls back, unless it is
-    marked `commit_effects` (a business outcome whose effects must persist). After the commit
-    it invalidates the cache scopes the services marked stale (ADR 0016).
+    Services may flush(); only this function commits. Plain commit-or-rollback: the endpoint
+    returned, so it commits; anything raised rolls back (outcomes that must be kept are values,
+    see `Refusal`). After the commit it invalidates the cache scopes the services marked
+    stale (ADR 0016).
     """
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     invalidator: Invalidator = request.app.state.invalidator
     async with factory() as session:
-        outcome: AppError | None = None
         stale: set[str] = set()
         try:
             async with session.begin():
-                try:
-                    yield session
-                except AppError as error:
-                    if not error.commit_effects:
-                        raise  # rolls back
-                    outcome = error  # leaving the block normally commits the effects
+                yield session
                 # Claimed before the commit, so it does not record them (ADR 0016): they are
                 # invalidated right after it, still before the response.
                 stale = take_stale(session)
@@ -121,8 +115,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             # Also when COMMIT itself failed: one in doubt may have landed, and a needless
             # invalidation costs only a cache miss.
             await invalidator.after_commit(stale)
-        if outcome is not None:
-            raise outcome
 
 
 def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:

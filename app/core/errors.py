@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -72,15 +73,16 @@ class Problem(BaseModel):
 
 
 class AppError(Exception):
-    """Base of every expected error; subclasses set a stable `code` and HTTP `status_code`."""
+    """Base of every expected error; subclasses set a stable `code` and HTTP `status_code`.
+
+    Raised, an AppError means "nothing happened": the request's transaction rolls back. A
+    business outcome that is refused *and* recorded (a failed payment) is not raised: it is
+    returned as a `Refusal` value, and commits like any other result.
+    """
 
     code: ClassVar[str] = "internal_error"
     status_code: ClassVar[int] = 500
     default_detail: ClassVar[str] = "An unexpected error occurred."
-    # A business outcome whose effects must persist (a revoked token family, a recorded
-    # failed payment): the request's transaction commits before the error is answered.
-    # A class default, which one raise may override with `commit_effects=True`.
-    commit_effects: bool = False
 
     def __init__(
         self,
@@ -88,10 +90,7 @@ class AppError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         fields: Sequence[FieldError] | None = None,
-        commit_effects: bool | None = None,
     ) -> None:
-        if commit_effects is not None:
-            self.commit_effects = commit_effects
         self.detail = detail or self.default_detail
         self.headers = dict(headers or {})
         self.fields = list(fields) if fields is not None else None
@@ -107,6 +106,17 @@ class AppError(Exception):
         if cls.__module__.startswith(_APP_PACKAGE + "."):
             # Only the application's own errors are part of the contract (not tests' probes).
             _registry.setdefault(cls.code, cls)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A business outcome that answers with `error` yet keeps what it wrote (a failed payment).
+
+    Returned, never raised: whoever returns it has written the record of the refusal, and the
+    transaction commits it. The idempotency layer stores it and answers with the error.
+    """
+
+    error: AppError
 
 
 class NotFoundError(AppError):

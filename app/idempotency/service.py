@@ -3,9 +3,10 @@
 - The same key with the same request, completed: replay the stored status and body.
 - The same key with a different request: 422 `idempotency_key_reused`.
 - The same key while the first request still runs: 409 `idempotency_key_in_progress`.
-- Business outcomes (success, or an AppError such as `insufficient_funds`) are stored in the
-  same transaction as the effect; anything else (a crash, a failed commit) stores nothing, so
-  the client may retry. PostgreSQL decides, so this holds across every API process.
+- Business outcomes are stored in the same transaction as the effect: a success, a returned
+  `Refusal` (its record kept, e.g. a failed payment) or a raised AppError (nothing kept, e.g.
+  `not_found`). Anything else (a crash, a failed commit) stores nothing, so the client may
+  retry. PostgreSQL decides, so this holds across every API process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.config import get_settings
-from app.core.errors import AppError, app_error_body
+from app.core.errors import AppError, Refusal, app_error_body
 from app.core.logging import get_logger
 from app.idempotency import repository
 from app.idempotency.errors import IdempotencyKeyInProgressError, IdempotencyKeyReusedError
@@ -32,7 +33,7 @@ async def run_once(
     session: AsyncSession,
     *,
     request: IdempotentRequest,
-    operation: Callable[[], Awaitable[BaseModel]],
+    operation: Callable[[], Awaitable[BaseModel | Refusal]],
     success_status: int,
 ) -> IdempotentOutcome:
     """Execute `operation` unless this key already has an outcome; store the outcome."""
@@ -52,21 +53,22 @@ async def run_once(
             status_code=stored.response_status, body=stored.response_body, replayed=True
         )
 
-    # A savepoint, so a business error's partial writes can be undone while the
-    # outcome itself is still stored and committed.
+    # A savepoint, so a raised error's partial writes are undone while the outcome itself is
+    # still stored and committed.
     savepoint = await session.begin_nested()
     try:
         result = await operation()
     except AppError as error:
-        if error.commit_effects:
-            await savepoint.commit()
-        else:
-            await savepoint.rollback()
+        await savepoint.rollback()
         status_code = error.status_code
         body = _render(app_error_body(error, request_id=request.request_id))
     else:
         await savepoint.commit()
-        status_code, body = success_status, result.model_dump_json().encode()
+        if isinstance(result, Refusal):
+            status_code = result.error.status_code
+            body = _render(app_error_body(result.error, request_id=request.request_id))
+        else:
+            status_code, body = success_status, result.model_dump_json().encode()
 
     await repository.add(
         session,

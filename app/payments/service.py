@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts.errors import CurrencyMismatchError, InsufficientFundsError
+from app.accounts.errors import CurrencyMismatchError
 from app.accounts.schemas import Leg
-from app.core.errors import NotFoundError
+from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.pagination import KeysetPosition, PageParams, build_page
 from app.payments import repository
@@ -22,11 +22,12 @@ logger = get_logger(__name__)
 
 async def create_payment(
     session: AsyncSession, *, owner_id: uuid.UUID, data: PaymentCreate
-) -> PaymentRead:
+) -> PaymentRead | Refusal:
     """Transfer between two accounts of one currency, atomically.
 
-    Writes the payment row, the ledger transaction, two entries and both balances.
-    Insufficient funds records a failed payment and answers 409.
+    Writes the payment row, the ledger transaction, two entries and both balances. Refused
+    for insufficient funds: records a failed payment and returns the refusal (answered 409).
+    Invalid requests (unknown account, other currency, same account) raise: nothing is written.
     """
     if data.source_account_id == data.destination_account_id:
         raise SameAccountError
@@ -48,21 +49,21 @@ async def create_payment(
         amount=data.amount,
         description=data.description,
     )
-    try:
-        payment.ledger_transaction_id = await accounts_service.post_transaction(
-            session,
-            kind="payment",
-            legs=[
-                Leg(account_id=source.id, amount=-data.amount),
-                Leg(account_id=destination.id, amount=data.amount),
-            ],
-        )
-    except InsufficientFundsError:
-        payment.status, payment.failure_code = STATUS_FAILED, InsufficientFundsError.code
+    posted = await accounts_service.post_transaction(
+        session,
+        kind="payment",
+        legs=[
+            Leg(account_id=source.id, amount=-data.amount),
+            Leg(account_id=destination.id, amount=data.amount),
+        ],
+    )
+    if isinstance(posted, Refusal):
+        # The failed attempt is a business outcome: its record is kept, the answer is 409.
+        payment.status, payment.failure_code = STATUS_FAILED, posted.error.code
         await repository.add(session, payment)
-        logger.info("payment_failed", payment_id=str(payment.id), reason="insufficient_funds")
-        # The failed attempt is a business outcome: keep its record, answer 409.
-        raise InsufficientFundsError(commit_effects=True) from None
+        logger.info("payment_failed", payment_id=str(payment.id), reason=posted.error.code)
+        return posted
+    payment.ledger_transaction_id = posted
     payment.status = STATUS_SUCCEEDED
     await repository.add(session, payment)
     logger.info("payment_succeeded", payment_id=str(payment.id), amount=data.amount)

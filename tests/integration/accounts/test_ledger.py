@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import repository
 from app.accounts import service as accounts_service
 from app.accounts.schemas import Leg
+from app.core.errors import Refusal
 from tests.factories import SignedIn, adjust, open_account, signed_in_user
 
 
@@ -48,6 +49,29 @@ async def test_a_deadlock_is_retried_then_the_posting_succeeds(
     )
     assert calls == 2
     assert await accounts_service.verify_ledger(session) == []
+
+
+async def test_a_refused_posting_is_a_value_and_writes_nothing(
+    client: AsyncClient, session: AsyncSession
+) -> None:
+    user = await signed_in_user(client)
+    source = await open_account(client, user)
+    destination = await open_account(client, user, name="other")
+    posted = await accounts_service.post_transaction(
+        session,
+        kind="payment",
+        legs=[
+            Leg(account_id=uuid.UUID(str(source["id"])), amount=-1),
+            Leg(account_id=uuid.UUID(str(destination["id"])), amount=1),
+        ],
+    )
+    assert isinstance(posted, Refusal)
+    assert posted.error.code == "insufficient_funds"
+    entries = await session.scalar(
+        text("SELECT count(*) FROM ledger_entries WHERE account_id IN (:a, :b)"),
+        {"a": source["id"], "b": destination["id"]},
+    )
+    assert entries == 0
 
 
 async def test_retries_are_bounded(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:

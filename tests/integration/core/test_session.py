@@ -33,17 +33,16 @@ async def fail_after_write(session: SessionDep) -> None:
 
 
 class OutcomeError(AppError):
-    """A business outcome whose effects must persist although the request fails."""
+    """A business error raised by a service."""
 
     code = "probe_outcome"
     status_code = 409
-    commit_effects = True
 
 
-@probe.post("/fail-with-committed-effects")
-async def fail_with_committed_effects(session: SessionDep) -> None:
+@probe.post("/fail-with-app-error")
+async def fail_with_app_error(session: SessionDep) -> None:
     await session.execute(text("SELECT 1"))
-    raise OutcomeError("recorded, then refused")
+    raise OutcomeError("refused")
 
 
 class RecordResponseStart:
@@ -112,11 +111,12 @@ async def test_a_failing_commit_answers_500_not_201(
 
 
 @pytest.mark.usefixtures("on_commit")
-async def test_an_error_marked_commit_effects_commits_then_answers(http: AsyncClient) -> None:
-    response = await http.post("/probe/fail-with-committed-effects")
+async def test_a_raised_business_error_rolls_back_too(http: AsyncClient) -> None:
+    # Plain commit-or-rollback: no error commits (outcomes that must be kept are values).
+    response = await http.post("/probe/fail-with-app-error")
     assert response.status_code == 409
     assert response.json()["error"] == "probe_outcome"
-    assert events == ["commit", "response started 409"]
+    assert events == ["response started 409"]
 
 
 @pytest.mark.usefixtures("on_commit")
