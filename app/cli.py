@@ -23,13 +23,14 @@ from app.auth import service as auth_service
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
+from app.core.security import PasswordHasher
 
 # Each step is idempotent and says what it did. Order matters: the admin first.
-SeedStep = Callable[[AsyncSession], Awaitable[str]]
+SeedStep = Callable[[AsyncSession, PasswordHasher], Awaitable[str]]
 SEED_STEPS: list[SeedStep] = [
-    auth_service.seed_admin,
-    auth_service.seed_demo_user,
-    adjustments_service.seed_demo_funding,
+    lambda session, hasher: auth_service.seed_admin(session, hasher=hasher),
+    lambda session, hasher: auth_service.seed_demo_user(session, hasher=hasher),
+    lambda session, _: adjustments_service.seed_demo_funding(session),
 ]
 
 
@@ -57,12 +58,14 @@ async def create_database(settings: Settings) -> bool:
 async def seed(settings: Settings) -> list[str]:
     """Run every seed step in one transaction: all of it lands, or none."""
     engine = create_engine(settings)
+    hasher = PasswordHasher(settings)
     try:
         # What the seed changes (a promoted admin) must not be read stale: the commit records
         # the cache scopes it touched, and every API process applies them (ADR 0016).
         async with create_session_factory(engine)() as session, session.begin():
-            return [await step(session) for step in SEED_STEPS]
+            return [await step(session, hasher) for step in SEED_STEPS]
     finally:
+        hasher.close()
         await engine.dispose()
 
 

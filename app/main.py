@@ -16,7 +16,7 @@ from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import Cache
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
-from app.core.errors import install_error_handlers
+from app.core.error_handlers import install_error_handlers
 from app.core.http_headers import (
     HeadAsGetMiddleware,
     ProblemCORSMiddleware,
@@ -28,7 +28,7 @@ from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
 from app.core.redis import RedisBreaker, create_redis
 from app.core.request_context import RequestContextMiddleware
-from app.core.security import get_password_hasher
+from app.core.security import PasswordHasher
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
 from app.payments.router import router as payments_router
@@ -72,13 +72,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.engine,
             interval_seconds=settings.CACHE_REDRIVE_SECONDS,
         )
-        await get_password_hasher(settings).warm_up()
+        app.state.password_hasher = PasswordHasher(settings)
+        await app.state.password_hasher.warm_up()
         await app.state.invalidator.start()  # last: the `finally` below stops it
         logger.info("startup", environment=settings.ENVIRONMENT.value, release=settings.RELEASE)
         try:
             yield
         finally:
             await app.state.invalidator.stop()
+            app.state.password_hasher.close()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
             logger.info("shutdown_complete")

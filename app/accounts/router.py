@@ -18,11 +18,9 @@ from app.accounts.schemas import (
     SummaryPeriod,
 )
 from app.auth.dependencies import CurrentUser
-from app.core.cache import CacheDep
-from app.core.db import SessionDep
+from app.core.dependencies import CacheDep, PageParamsDep, SessionDep
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.openapi import error_responses
-from app.core.pagination import PageParamsDep
 from app.core.types import Rfc3339
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from app.adjustments import service as adjustments_service
 from app.adjustments.schemas import AdjustmentCreate, AdjustmentRead
 from app.auth.dependencies import AdminUser
-from app.core.db import SessionDep
+from app.core.dependencies import SessionDep
 from app.core.openapi import error_responses
 from app.idempotency import service as idempotency_service
 from app.idempotency.dependencies import IdempotencyDep, outcome_response

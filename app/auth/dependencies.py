@@ -13,9 +13,8 @@ from pydantic import BaseModel, Field
 from app.auth import service as auth_service
 from app.auth.errors import ForbiddenError, NotAuthenticatedError
 from app.auth.schemas import PASSWORD_MAX_LENGTH
-from app.core.cache import CacheDep
 from app.core.config import get_settings
-from app.core.db import SessionDep, SessionFactoryDep
+from app.core.dependencies import CacheDep, SessionDep, SessionFactoryDep
 from app.core.rate_limit import client_ip, enforce, get_rate_limiter
 from app.core.types import Text
 from app.users import service as users_service

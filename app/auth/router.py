@@ -12,7 +12,7 @@ from app.auth.dependencies import (
     remember_login_client,
 )
 from app.auth.schemas import RefreshRequest, TokenPair, UserCreate
-from app.core.db import SessionDep, SessionFactoryDep
+from app.core.dependencies import PasswordHasherDep, SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
 from app.users.schemas import UserRead
 
@@ -29,9 +29,11 @@ _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     responses=error_responses(409, 422, 429),
     dependencies=[Depends(limit_register)],
 )
-async def register_user(data: UserCreate, session: SessionDep) -> UserRead:
+async def register_user(
+    data: UserCreate, session: SessionDep, hasher: PasswordHasherDep
+) -> UserRead:
     """Create an account. The email is case-insensitive; the password must meet the policy."""
-    return await auth_service.register(session, data=data)
+    return await auth_service.register(session, hasher=hasher, data=data)
 
 
 @router.post(
@@ -43,6 +45,7 @@ async def register_user(data: UserCreate, session: SessionDep) -> UserRead:
 async def login_user(
     form: LoginFormDep,
     sessions: SessionFactoryDep,
+    hasher: PasswordHasherDep,
     request: Request,
     response: Response,
 ) -> TokenPair:
@@ -51,7 +54,9 @@ async def login_user(
     Unknown email and wrong password get the same `invalid_credentials` answer in similar time.
     """
     response.headers.update(_NO_STORE)
-    tokens = await auth_service.login(sessions, email=form.username, password=form.password)
+    tokens = await auth_service.login(
+        sessions, hasher=hasher, email=form.username, password=form.password
+    )
     await remember_login_client(request, form)
     return tokens
 

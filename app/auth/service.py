@@ -25,17 +25,17 @@ from app.core.config import Environment, get_settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
 from app.core.security import (
+    PasswordHasher,
+    create_access_token,
+    decode_access_token,
+    hash_refresh_token,
+    new_refresh_token,
+)
+from app.core.security import (
     TokenExpiredError as JwtExpired,
 )
 from app.core.security import (
     TokenInvalidError as JwtInvalid,
-)
-from app.core.security import (
-    create_access_token,
-    decode_access_token,
-    get_password_hasher,
-    hash_refresh_token,
-    new_refresh_token,
 )
 from app.users import service as users_service
 from app.users.schemas import Principal, UserRead
@@ -43,16 +43,20 @@ from app.users.schemas import Principal, UserRead
 logger = get_logger(__name__)
 
 
-async def register(session: AsyncSession, *, data: UserCreate) -> UserRead:
+async def register(session: AsyncSession, *, hasher: PasswordHasher, data: UserCreate) -> UserRead:
     """Create a user account with an Argon2id hash of its password."""
-    password_hash = await get_password_hasher(get_settings()).hash(data.password)
+    password_hash = await hasher.hash(data.password)
     return await users_service.create_user(
         session, email=data.email, password_hash=password_hash, full_name=data.full_name
     )
 
 
 async def login(
-    sessions: async_sessionmaker[AsyncSession], *, email: str, password: str
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    hasher: PasswordHasher,
+    email: str,
+    password: str,
 ) -> TokenPair:
     """Check the password and open a new token family; one answer for every failure.
 
@@ -60,8 +64,6 @@ async def login(
     Argon2 verify with no database connection held, then a short write. Holding a pooled
     connection through a ~100 ms hash would let a login flood starve every other request.
     """
-    settings = get_settings()
-    hasher = get_password_hasher(settings)
     if len(password) > PASSWORD_MAX_LENGTH or len(email) > 320:
         raise InvalidCredentialsError
     async with sessions() as session:
@@ -172,6 +174,7 @@ async def change_password(
     session: AsyncSession,
     *,
     sessions: async_sessionmaker[AsyncSession],
+    hasher: PasswordHasher,
     user_id: uuid.UUID,
     current_password: str,
     new_password: str,
@@ -183,7 +186,6 @@ async def change_password(
     then does the request's `session` take its connection, for the write. The write replaces
     the hash only if it is still the one verified, so of two racing changes one wins.
     """
-    hasher = get_password_hasher(get_settings())
     async with sessions() as read_session:
         credentials = await users_service.get_credentials_by_id(read_session, user_id=user_id)
     if credentials is None:
@@ -242,7 +244,7 @@ async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime)
     return await repository.delete_expired(session, now)
 
 
-async def seed_admin(session: AsyncSession) -> str:
+async def seed_admin(session: AsyncSession, *, hasher: PasswordHasher) -> str:
     """Create the admin from FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD, once."""
     settings = get_settings()
     email = users_service.normalize_email(settings.FIRST_ADMIN_EMAIL)
@@ -251,14 +253,14 @@ async def seed_admin(session: AsyncSession) -> str:
         await users_service.promote_to_admin(session, user_id=existing.id)
         return f"admin {email} already exists"
     password = settings.FIRST_ADMIN_PASSWORD.get_secret_value()
-    password_hash = await get_password_hasher(settings).hash(password)
+    password_hash = await hasher.hash(password)
     await users_service.create_user(
         session, email=email, password_hash=password_hash, full_name="Administrator", role="admin"
     )
     return f"admin {email} created"
 
 
-async def seed_demo_user(session: AsyncSession) -> str:
+async def seed_demo_user(session: AsyncSession, *, hasher: PasswordHasher) -> str:
     """Create the demo user (DEMO_USER_EMAIL / DEMO_USER_PASSWORD), never in production."""
     settings = get_settings()
     if settings.ENVIRONMENT is Environment.PRODUCTION:
@@ -266,9 +268,7 @@ async def seed_demo_user(session: AsyncSession) -> str:
     email = users_service.normalize_email(settings.DEMO_USER_EMAIL)
     if await users_service.get_credentials(session, email=email) is not None:
         return f"demo user {email} already exists"
-    password_hash = await get_password_hasher(settings).hash(
-        settings.DEMO_USER_PASSWORD.get_secret_value()
-    )
+    password_hash = await hasher.hash(settings.DEMO_USER_PASSWORD.get_secret_value())
     await users_service.create_user(
         session, email=email, password_hash=password_hash, full_name="Demo User"
     )

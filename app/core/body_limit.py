@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import problem_response, request_id_of_scope
+from app.core.error_handlers import problem_response
+from app.core.errors import request_id_of_scope
 
 _DETAIL = "The request body is larger than the {limit} bytes this endpoint accepts."
 

@@ -30,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Text, column, event, func, insert, select, table
@@ -244,12 +243,3 @@ def _record_unclaimed_scopes(session: Session) -> None:
     scopes = take_stale(session)
     if scopes:
         record_invalidations(session, scopes)
-
-
-def get_cache(request: Request) -> Cache:
-    """The cache the lifespan created."""
-    cache: Cache = request.app.state.cache
-    return cache
-
-
-CacheDep = Annotated[Cache, Depends(get_cache)]

@@ -19,7 +19,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import AppError, app_error_response
+from app.core.error_handlers import app_error_response
+from app.core.errors import AppError
 
 # Nothing on the API is a page: no scripts, no frames, no plugins, nothing to load.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"

@@ -15,11 +15,9 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-from fastapi import Depends, Query
 from pydantic import BaseModel, Field
-from pydantic.json_schema import SkipJsonSchema
 
 from app.core.config import get_settings
 from app.core.errors import FieldError, ValidationFailedError
@@ -93,17 +91,3 @@ def build_page(
         items=[to_item(row) for row in shown],
         next_cursor=encode_cursor(position(shown[-1])) if more and shown else None,
     )
-
-
-def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
-    cursor: Annotated[
-        str | SkipJsonSchema[None],
-        Query(max_length=512, description="`next_cursor` of the previous page."),
-    ] = None,
-) -> PageParams:
-    """Dependency: the page size and the decoded cursor of a list endpoint."""
-    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
-
-
-PageParamsDep = Annotated[PageParams, Depends(page_params)]

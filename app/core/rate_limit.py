@@ -37,7 +37,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings, get_settings
-from app.core.errors import RateLimitedError, app_error_response, request_id_of
+from app.core.error_handlers import app_error_response, request_id_of
+from app.core.errors import RateLimitedError
 from app.core.logging import get_logger
 from app.core.redis import RedisBreaker
 

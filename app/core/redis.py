@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
 
-from fastapi import Depends, Request
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.core.config import Settings
@@ -35,15 +33,6 @@ async def ping_redis(client: Redis, *, within_seconds: float) -> bool:
             return bool(await client.ping())
     except Exception:  # noqa: BLE001 - any failure means "not reachable"; the caller logs it
         return False
-
-
-def get_redis(request: Request) -> Redis:
-    """The client the lifespan opened."""
-    client: Redis = request.app.state.redis
-    return client
-
-
-RedisDep = Annotated[Redis, Depends(get_redis)]
 
 
 class RedisBreaker:

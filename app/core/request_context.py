@@ -14,7 +14,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.errors import internal_error_response
+from app.core.error_handlers import internal_error_response
 from app.core.logging import get_logger
 
 REQUEST_ID_HEADER = "x-request-id"

@@ -146,6 +146,8 @@ class PasswordHasher:
     - **Polite**: the threads run at a lower OS priority (`PASSWORD_HASH_NICE`), so when
       hashing and the event loop compete for a CPU, the loop — every other request — wins.
     - **Separate**: a pool of its own, so renicing never slows FastAPI's shared thread pool.
+    - **Owned**: the app's lifespan creates one per process (`app.state.password_hasher`) and
+      closes it at shutdown, like the engine and Redis; the CLI makes its own.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -185,19 +187,6 @@ class PasswordHasher:
         """Spend the same time as a real verify, for an unknown account (no user enumeration)."""
         await self.verify(password, await self.warm_up())
 
-
-_hashers: dict[tuple[int, ...], PasswordHasher] = {}
-
-
-def get_password_hasher(settings: Settings) -> PasswordHasher:
-    """The process's hasher for these settings (one thread pool shared by every request)."""
-    key = (
-        settings.ARGON2_TIME_COST,
-        settings.ARGON2_MEMORY_KIB,
-        settings.ARGON2_PARALLELISM,
-        settings.PASSWORD_HASH_CONCURRENCY,
-        settings.PASSWORD_HASH_NICE,
-    )
-    if key not in _hashers:
-        _hashers[key] = PasswordHasher(settings)
-    return _hashers[key]
+    def close(self) -> None:
+        """Stop the hashing threads once the hashes running now are done (lifespan shutdown)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -11,7 +11,8 @@ from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
 
 from app.auth.dependencies import CurrentUser
-from app.core.errors import PROBLEM_MEDIA_TYPE, request_id_of
+from app.core.error_handlers import request_id_of
+from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.idempotency.errors import IdempotencyKeyInvalidError, IdempotencyKeyMissingError
 from app.idempotency.schemas import IdempotentOutcome, IdempotentRequest
 

@@ -8,9 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
-from app.core.db import SessionDep
+from app.core.dependencies import PageParamsDep, SessionDep
 from app.core.openapi import error_responses
-from app.core.pagination import PageParamsDep
 from app.idempotency import service as idempotency_service
 from app.idempotency.dependencies import IdempotencyDep, outcome_response
 from app.payments import service as payments_service

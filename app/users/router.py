@@ -9,7 +9,7 @@ from fastapi import APIRouter, status
 from app.auth import service as auth_service
 from app.auth.dependencies import AdminUser, CurrentUser, PasswordCheckUser
 from app.auth.schemas import PasswordChange
-from app.core.db import SessionDep, SessionFactoryDep
+from app.core.dependencies import PasswordHasherDep, SessionDep, SessionFactoryDep
 from app.core.openapi import error_responses
 from app.users import service as users_service
 from app.users.schemas import UserAdminRead, UserAdminUpdate, UserRead, UserUpdate
@@ -43,6 +43,7 @@ async def change_password(
     user: PasswordCheckUser,
     session: SessionDep,
     sessions: SessionFactoryDep,
+    hasher: PasswordHasherDep,
 ) -> None:
     """Change the password. Every refresh token and every older access token stops working.
 
@@ -52,6 +53,7 @@ async def change_password(
     await auth_service.change_password(
         session,
         sessions=sessions,
+        hasher=hasher,
         user_id=user.id,
         current_password=body.current_password,
         new_password=body.new_password,

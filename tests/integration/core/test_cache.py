@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.core.cache import NAMESPACE, Cache, mark_stale
 from app.core.config import get_settings
-from app.core.db import SessionDep
+from app.core.dependencies import SessionDep
 from app.core.redis import RedisBreaker
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import (

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.db import SessionDep
+from app.core.dependencies import SessionDep
 from app.core.errors import AppError
 from tests.integration.conftest import http_client, started_app
 

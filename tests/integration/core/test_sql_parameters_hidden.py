@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from app.core.db import SessionDep
+from app.core.dependencies import SessionDep
 from tests.conftest import LogReader
 from tests.integration.conftest import http_client, started_app
 

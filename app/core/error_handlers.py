@@ -1,0 +1,171 @@
+"""Errors over HTTP: the problem response, and the handlers that render every error with it.
+
+The error values and their body live in `app.core.errors` (pure: domain code imports it); this
+module is the FastAPI/Starlette side, installed by `create_app`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.errors import (
+    PROBLEM_MEDIA_TYPE,
+    AppError,
+    FieldError,
+    framework_code,
+    problem_body,
+    request_id_of_scope,
+)
+
+
+def problem_response(
+    *,
+    status_code: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    fields: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """Render one error in the project's shape."""
+    body = problem_body(
+        status_code=status_code, code=code, detail=detail, request_id=request_id, fields=fields
+    )
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers["X-Request-ID"] = request_id
+    return JSONResponse(
+        body, status_code=status_code, headers=response_headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def internal_error_response(request_id: str | None) -> JSONResponse:
+    """The 500 answer: a fixed message, never the exception text, a traceback or SQL."""
+    return problem_response(
+        status_code=500,
+        code="internal_error",
+        detail="An unexpected error occurred. Quote the request id when reporting it.",
+        request_id=request_id,
+    )
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id the request-context middleware gave this request."""
+    return request_id_of_scope(request.scope)
+
+
+def app_error_response(error: AppError, *, request_id: str | None) -> JSONResponse:
+    """Render an AppError (also used by middleware, which runs outside the handlers)."""
+    return problem_response(
+        status_code=error.status_code,
+        code=error.code,
+        detail=error.detail,
+        request_id=request_id,
+        fields=error.fields,
+        headers=error.headers,
+    )
+
+
+async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
+    return app_error_response(exc, request_id=request_id_of(request))
+
+
+def _location(loc: Sequence[Any]) -> list[str]:
+    # Inside a union (`X | None`), pydantic appends the member's tag to the location, e.g.
+    # `query.created_after.function-after[...]`; a client wants the field, not our validators.
+    return [str(part) for part in loc if not (isinstance(part, str) and "[" in part)]
+
+
+def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    # The input value is deliberately left out: it may be a password or a card number.
+    fields = [
+        FieldError(
+            field=".".join(_location(error.get("loc", ()))) or "request",
+            message=str(error.get("msg", "invalid")),
+            type=str(error.get("type", "value_error")),
+        )
+        for error in errors
+    ]
+    # A model used by two dependencies (the login form and its rate limit) reports twice.
+    unique = {(f.field, f.message, f.type): f for f in fields}
+    return list(unique.values())
+
+
+async def _handle_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    fields = _field_errors(exc.errors())
+    return problem_response(
+        status_code=422,
+        code="validation_error",
+        detail="The request is not valid: see `fields`.",
+        request_id=request_id_of(request),
+        fields=fields,
+    )
+
+
+# FastAPI answers a body it cannot even decode (bad bytes) with this 400; we treat it like
+# any other unreadable body: 422 validation_error, so clients see one rule for bad input.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the path supports, read from the OpenAPI document.
+
+    FastAPI keeps one route per method, and Starlette's 405 names only the first route's.
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(method.upper() for method in operations)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods)) or None
+
+
+async def _handle_http_exception(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return problem_response(
+            status_code=422,
+            code="validation_error",
+            detail="The request body could not be decoded.",
+            request_id=request_id_of(request),
+            fields=[FieldError(field="body", message="Unreadable body.", type="body_unparsable")],
+        )
+    status_code = exc.status_code
+    code = framework_code(status_code)
+    phrase = HTTPStatus(status_code).phrase
+    # Starlette's default detail is just the status phrase; say something more useful.
+    detail = exc.detail if exc.detail and exc.detail != phrase else _default_detail(status_code)
+    headers = dict(exc.headers or {})
+    if status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
+    return problem_response(
+        status_code=status_code,
+        code=code,
+        detail=detail,
+        request_id=request_id_of(request),
+        headers=headers,
+    )
+
+
+def _default_detail(status_code: int) -> str:
+    if status_code == 404:
+        return "No resource at this path."
+    if status_code == 405:
+        return "This method is not allowed on this path; see the Allow header."
+    return HTTPStatus(status_code).description or HTTPStatus(status_code).phrase
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; unhandled exceptions are caught by the request-context middleware."""
+    app.exception_handler(AppError)(_handle_app_error)
+    app.exception_handler(RequestValidationError)(_handle_validation_error)
+    app.exception_handler(StarletteHTTPException)(_handle_http_exception)
