@@ -126,7 +126,10 @@ def configure_logging(*, level: str, fmt: str) -> None:
         renderer = structlog.processors.JSONRenderer()
     else:
         final = []
-        renderer = structlog.dev.ConsoleRenderer()
+        # Plain tracebacks: structlog's default uses rich when it is installed, and rich shows
+        # every frame's locals — one error with a large request in scope rendered tens of
+        # thousands of lines, seconds of CPU on the event loop (issue 14).
+        renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
 
     structlog.configure(
         processors=[

@@ -83,3 +83,24 @@ def test_console_format_renders_readable_lines(capsys: pytest.CaptureFixture[str
 )
 def test_redact_text(text: str, expected: str) -> None:
     assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_traceback_is_bounded_whatever_the_locals_of_its_frames(
+    fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(level="INFO", fmt=fmt)
+    capsys.readouterr()
+    huge = {f"key-{n}": list(range(50)) for n in range(20_000)}  # a big request in scope
+
+    def fail(payload: dict[str, list[int]]) -> None:
+        raise RuntimeError(f"failed with {len(payload)} keys")
+
+    try:
+        fail(huge)
+    except RuntimeError:
+        get_logger("test").exception("boom")
+    err = capsys.readouterr().err
+    assert "RuntimeError: failed with 20000 keys" in err
+    assert "key-19999" not in err  # no locals rendered
+    assert len(err.splitlines()) < 60
