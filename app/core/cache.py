@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.core.logging import get_logger
-from app.core.redis import RedisBreaker
+from app.core.redis import RedisBreaker, is_local_saturation
 
 logger = get_logger(__name__)
 
@@ -83,6 +83,7 @@ class Cache:
         self.misses = 0
         self.errors = 0
         self.bypasses = 0
+        self.saturated = 0
 
     @staticmethod
     def _generation_key(scope: str) -> str:
@@ -188,6 +189,14 @@ class Cache:
             self._caught_up_to = failures
 
     def _failed(self, operation: str, error: BaseException) -> None:
+        if is_local_saturation(error):
+            # Our own pool is busy, Redis is fine: fall back for this call only. A read or a
+            # store missed nothing; a missed bump is recorded by the caller all the same.
+            self.saturated += 1
+            if operation == "invalidate":
+                self.errors += 1
+            logger.info("cache_pool_saturated", operation=operation)
+            return
         self.errors += 1
         self._breaker.record_failure()
         logger.warning("cache_unavailable", operation=operation, error=type(error).__name__)

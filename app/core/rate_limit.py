@@ -40,7 +40,7 @@ from app.core.config import Settings, get_settings
 from app.core.error_handlers import app_error_response, request_id_of
 from app.core.errors import RateLimitedError
 from app.core.logging import get_logger
-from app.core.redis import RedisBreaker
+from app.core.redis import RedisBreaker, is_local_saturation
 
 logger = get_logger(__name__)
 KEY_PREFIX = "ledger:v1:ratelimit"
@@ -88,6 +88,7 @@ class RateLimiter:
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._redis = redis
         self._local_exemptions: OrderedDict[str, float] = OrderedDict()  # key -> monotonic expiry
+        self.saturated = 0  # calls that fell back because our own pool was busy
 
     async def hit(
         self, item: RateLimitItem, name: str, identity: str, *, fail_open: bool
@@ -134,6 +135,11 @@ class RateLimiter:
         return expires is not None
 
     def _storage_failed(self, name: str, error: BaseException) -> None:
+        if is_local_saturation(error):
+            # Our pool is busy, Redis is fine: this call falls back, the breaker stays shut.
+            self.saturated += 1
+            logger.info("rate_limit_pool_saturated", limit=name)
+            return
         self._breaker.record_failure()
         logger.warning("rate_limit_storage_unavailable", limit=name, error=type(error).__name__)
 

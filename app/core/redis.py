@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app.core.config import Settings
 
@@ -33,6 +34,21 @@ async def ping_redis(client: Redis, *, within_seconds: float) -> bool:
             return bool(await client.ping())
     except Exception:  # noqa: BLE001 - any failure means "not reachable"; the caller logs it
         return False
+
+
+def is_local_saturation(error: BaseException | None) -> bool:
+    """True when `error` is this process's own pool wait timing out, not Redis failing.
+
+    Under a burst every connection of the bounded pool is busy and a caller's wait times out
+    (`No connection available.`): Redis itself is fine. Treating that as an outage opened the
+    breaker, sent every cached read to the database and turned a local queue into a global
+    fail-over (issue 14). Callers fall back for that one call and leave the breaker alone.
+    """
+    while error is not None:
+        if isinstance(error, RedisConnectionError) and "No connection available" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class RedisBreaker:
