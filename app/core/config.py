@@ -145,6 +145,12 @@ class Settings(BaseSettings):
     HEADER_READ_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=300)
     BODY_READ_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0, le=600)
 
+    # Admission control (app/core/admission.py): requests running at once, requests waiting
+    # for a slot, and how long one may wait before a 503 with Retry-After.
+    MAX_CONCURRENT_REQUESTS: int = Field(default=64, ge=1, le=10_000)
+    ADMISSION_QUEUE_LIMIT: int = Field(default=1024, ge=0, le=100_000)
+    ADMISSION_WAIT_SECONDS: float = Field(default=5.0, gt=0, le=60)
+
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     GRACEFUL_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)

@@ -1,0 +1,78 @@
+"""At most N requests run at once, a bounded queue waits briefly, the rest get a fast 503."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi import APIRouter
+
+from tests.integration.conftest import http_client, started_app
+
+probe = APIRouter(prefix="/probe")
+release = asyncio.Event()
+running = 0
+
+
+@probe.get("/slow")
+async def slow() -> dict[str, int]:
+    global running
+    running += 1
+    try:
+        await release.wait()
+    finally:
+        running -= 1
+    return {"ok": 1}
+
+
+async def running_at_least(count: int) -> None:
+    for _ in range(500):  # up to 5 s
+        if running >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"only {running} of {count} requests started")
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_beyond_the_slots_and_the_queue_the_answer_is_an_immediate_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_REQUESTS", "2")
+    monkeypatch.setenv("ADMISSION_QUEUE_LIMIT", "1")
+    monkeypatch.setenv("ADMISSION_WAIT_SECONDS", "30")
+    release.clear()
+    async with started_app(probe) as app, http_client(app) as client:
+        first = [asyncio.create_task(client.get("/probe/slow")) for _ in range(2)]
+        await running_at_least(2)
+        queued = asyncio.create_task(client.get("/probe/slow"))
+        await asyncio.sleep(0.05)
+        refused = await client.get("/probe/slow")  # slots and queue are full: no waiting
+        live = await client.get("/health/live")  # probes are never queued
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["error"] == "service_unavailable"
+        assert live.status_code == 200
+        assert not queued.done()
+        release.set()
+        answers = await asyncio.gather(*first, queued)
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_a_queued_request_that_waits_too_long_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_CONCURRENT_REQUESTS", "1")
+    monkeypatch.setenv("ADMISSION_QUEUE_LIMIT", "10")
+    monkeypatch.setenv("ADMISSION_WAIT_SECONDS", "0.2")
+    release.clear()
+    async with started_app(probe) as app, http_client(app) as client:
+        holder = asyncio.create_task(client.get("/probe/slow"))
+        await running_at_least(1)
+        waited = await client.get("/probe/slow")
+        assert waited.status_code == 503
+        release.set()
+        assert (await holder).status_code == 200
+        # The slot is free again: the next request runs.
+        assert (await client.get("/probe/slow")).status_code == 200
