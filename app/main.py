@@ -12,7 +12,7 @@ from app import __version__
 from app.accounts.router import router as accounts_router
 from app.adjustments.router import router as adjustments_router
 from app.auth.router import router as auth_router
-from app.core.admission import AdmissionMiddleware
+from app.core.admission import AdmissionMiddleware, CancelOnDisconnectMiddleware
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import Cache
 from app.core.config import Settings, get_settings
@@ -104,11 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # add_middleware wraps what is already there, so the last added runs first. Order of a
     # request: security headers (on every answer, even the last-resort 500) -> request context
     # (id, access log, last-resort 500) -> CORS (so 413 and 429 are readable by a browser too)
-    # -> admission (bounded concurrency and queue) -> body limit -> trusted-proxy rewrite of
-    # the client address -> rate limit (before auth) -> HEAD as GET -> routes.
+    # -> admission (bounded concurrency and queue) -> body limit -> cancel when the client
+    # leaves -> trusted-proxy rewrite of the client address -> rate limit (before auth) -> HEAD
+    # as GET -> routes.
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RateLimitMiddleware, settings=settings, prefix=API_PREFIX)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
+    app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.MAX_BODY_BYTES)
     app.add_middleware(
         AdmissionMiddleware,

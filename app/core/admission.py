@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.error_handlers import app_error_response
 from app.core.errors import ServiceUnavailableError, request_id_of_scope
@@ -85,3 +85,76 @@ class AdmissionMiddleware:
             return False
         finally:
             self.waiting -= 1
+
+
+class CancelOnDisconnectMiddleware:
+    """Stop working on a request whose client has gone before its answer started.
+
+    Starlette runs an endpoint to the end even if the client hung up long ago; under overload
+    that is most of the work. Here one task is the only reader of the server's `receive`: it
+    hands each message to the app (never more than one ahead, so memory stays bounded) and, on
+    `http.disconnect` before the answer started, cancels the request. The transaction rolls
+    back as for any error; an idempotent retry finds no stored outcome and runs again.
+    """
+
+    def __init__(self, app: ASGIApp, *, exempt_prefixes: tuple[str, ...] = ("/health/",)) -> None:
+        self.app = app
+        self.exempt_prefixes = exempt_prefixes
+        self.cancelled = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request, cancelling it if the client disconnects first."""
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+            await self.app(scope, receive, send)
+            return
+        request_task = asyncio.current_task()
+        if request_task is None:  # pragma: no cover - ASGI servers always run inside a task
+            await self.app(scope, receive, send)
+            return
+        # A message, or the error reading it raised (e.g. the body limit's 413), for the app.
+        ahead: asyncio.Queue[Message | Exception] = asyncio.Queue(maxsize=1)
+        gone = asyncio.Event()
+        answered = False
+
+        async def pump() -> None:
+            while True:
+                try:
+                    message = await receive()
+                except Exception as error:  # noqa: BLE001 - handed to the app, raised there
+                    await ahead.put(error)
+                    return
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    if not answered:
+                        request_task.cancel()
+                    if not ahead.full():
+                        ahead.put_nowait(message)
+                    return
+                await ahead.put(message)  # waits until the app took the previous one
+
+        async def app_receive() -> Message:
+            if ahead.empty() and gone.is_set():
+                return {"type": "http.disconnect"}
+            item = await ahead.get()
+            if isinstance(item, Exception):
+                raise item
+            return item
+
+        async def app_send(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True  # too late to abandon: let the answer finish
+            await send(message)
+
+        reader = asyncio.create_task(pump())
+        try:
+            await self.app(scope, app_receive, app_send)
+        except asyncio.CancelledError:
+            # Ours (the client left), or the server's (shutdown)? Only ours is swallowed.
+            if gone.is_set() and not answered and request_task.uncancel() == 0:
+                self.cancelled += 1
+                logger.info("request_abandoned", path=scope["path"])
+                return
+            raise
+        finally:
+            reader.cancel()

@@ -6,7 +6,10 @@ import asyncio
 
 import pytest
 from fastapi import APIRouter
+from sqlalchemy import text
+from starlette.types import Message
 
+from app.core.dependencies import SessionDep
 from tests.integration.conftest import http_client, started_app
 
 probe = APIRouter(prefix="/probe")
@@ -75,4 +78,75 @@ async def test_a_queued_request_that_waits_too_long_is_refused(
         release.set()
         assert (await holder).status_code == 200
         # The slot is free again: the next request runs.
+        assert (await client.get("/probe/slow")).status_code == 200
+
+
+cancelled_work: list[str] = []
+in_transaction = asyncio.Event()
+
+
+@probe.post("/slow-write")
+async def slow_write(session: SessionDep) -> dict[str, int]:
+    await session.execute(text("SELECT pg_sleep(0)"))  # the transaction holds a connection
+    in_transaction.set()
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        cancelled_work.append("slow-write")
+        raise
+    return {"ok": 1}
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, object]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_a_request_whose_client_left_is_cancelled_and_rolled_back() -> None:
+    cancelled_work.clear()
+    async with started_app(probe) as app:
+        pool = app.state.engine.sync_engine.pool
+        hang_up = asyncio.Event()
+        messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            if messages:
+                return messages.pop(0)
+            await hang_up.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = _scope("POST", "/probe/slow-write", [(b"content-length", b"2")])
+        in_transaction.clear()
+        idle = pool.checkedout()  # the cache invalidator keeps one of its own
+        call = asyncio.create_task(app(scope, receive, send))
+        await asyncio.wait_for(in_transaction.wait(), timeout=5)
+        assert pool.checkedout() == idle + 1  # the endpoint is inside its transaction
+        hang_up.set()
+        await asyncio.wait_for(call, timeout=5)  # finished well before its 30 s of work
+        assert cancelled_work == ["slow-write"]
+        assert sent == []  # nobody to answer
+        assert pool.checkedout() == idle  # the connection went back to the pool
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_a_client_that_stays_gets_its_answer() -> None:
+    release.set()
+    async with started_app(probe) as app, http_client(app) as client:
         assert (await client.get("/probe/slow")).status_code == 200
