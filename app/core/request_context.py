@@ -64,6 +64,8 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_request_id)
+                if not response_started:
+                    status_code = 499  # nginx's "client closed request": abandoned, unanswered
             except Exception:
                 _error_log.exception(
                     "unhandled_exception", method=scope["method"], path=scope["path"]

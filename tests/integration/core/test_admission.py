@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 from fastapi import APIRouter
-from sqlalchemy import text
+from sqlalchemy import event, text
 from starlette.types import Message
 
 from app.core.dependencies import SessionDep
+from tests.conftest import LogReader
 from tests.integration.conftest import http_client, started_app
 
 probe = APIRouter(prefix="/probe")
@@ -83,11 +84,14 @@ async def test_a_queued_request_that_waits_too_long_is_refused(
 
 cancelled_work: list[str] = []
 in_transaction = asyncio.Event()
+endpoint_connections: list[object] = []
 
 
 @probe.post("/slow-write")
 async def slow_write(session: SessionDep) -> dict[str, int]:
     await session.execute(text("SELECT pg_sleep(0)"))  # the transaction holds a connection
+    raw = await (await session.connection()).get_raw_connection()
+    endpoint_connections.append(raw.dbapi_connection)
     in_transaction.set()
     try:
         await asyncio.sleep(30)
@@ -115,7 +119,9 @@ def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[s
 
 
 @pytest.mark.usefixtures("migrated_database")
-async def test_a_request_whose_client_left_is_cancelled_and_rolled_back() -> None:
+async def test_a_request_whose_client_left_is_cancelled_and_rolled_back(
+    log_lines: LogReader,
+) -> None:
     cancelled_work.clear()
     async with started_app(probe) as app:
         pool = app.state.engine.sync_engine.pool
@@ -134,15 +140,26 @@ async def test_a_request_whose_client_left_is_cancelled_and_rolled_back() -> Non
 
         scope = _scope("POST", "/probe/slow-write", [(b"content-length", b"2")])
         in_transaction.clear()
-        idle = pool.checkedout()  # the cache invalidator keeps one of its own
+        endpoint_connections.clear()
+        returned: list[object] = []
+
+        def record(dbapi_connection: object, *_: object) -> None:
+            returned.append(dbapi_connection)
+
+        for name in ("checkin", "invalidate", "close"):
+            event.listen(pool, name, record)
         call = asyncio.create_task(app(scope, receive, send))
         await asyncio.wait_for(in_transaction.wait(), timeout=5)
-        assert pool.checkedout() == idle + 1  # the endpoint is inside its transaction
+        (connection,) = endpoint_connections  # the endpoint is inside its transaction
+        assert connection not in returned
         hang_up.set()
         await asyncio.wait_for(call, timeout=5)  # finished well before its 30 s of work
         assert cancelled_work == ["slow-write"]
         assert sent == []  # nobody to answer
-        assert pool.checkedout() == idle  # the connection went back to the pool
+        assert connection in returned  # back to the pool (or discarded), not leaked
+    lines = [line for line in log_lines() if line.get("path") == "/probe/slow-write"]
+    assert [line["event"] for line in lines] == ["request_abandoned", "request"]
+    assert lines[1]["status"] == 499  # logged as abandoned by its client, not as a 500
 
 
 @pytest.mark.usefixtures("migrated_database")
