@@ -1,0 +1,881 @@
+"""`make bench`: every scenario of SPEC §4 next to its baselines, in one run, as one table.
+
+    .venv/bin/python bench/suite.py [--seconds 20] [--warmup 5] [--quick]
+        [--write docs/performance.md] [--server-env KEY=VALUE ...]
+
+Method (SPEC §4, issue 14): the server under test is pinned to CPU 0 with `taskset`; `wrk -t1`
+and `pgbench` run on CPU 1 (PostgreSQL and Redis are shared services and stay unpinned). Each
+scenario is a warm-up run, then the measured run; rates are divided by a baseline measured
+in the same invocation: the bare FastAPI app of bench/bare_app.py (measured first and last,
+the mean of both is the baseline) and bench/sql/payment.sql under pgbench at the payment
+rows' concurrency. The API runs as production does (`python -m app.server`, JSON access log
+at INFO) with the rate limits raised but on (harness.PRODUCTION_BENCH_ENV).
+
+Bars are reported, never enforced: the exit code is 0 when the harness worked and the money
+is right, even if every bar is missed; 2 when the harness or the server broke, 3 when a money
+check failed (`ledger verify`, or the payments in the database against the 201s wrk counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from harness import (
+    API,
+    EXIT_SERVER_FAILED,
+    PRODUCTION_SERVER_COMMAND,
+    ROOT,
+    VENV_BIN,
+    BenchFailedError,
+    Population,
+    add_server_env_option,
+    build_population,
+    choose_cpus,
+    exit_on_sigterm,
+    expect,
+    free_port,
+    ledger_verify,
+    migrate,
+    new_database_name,
+    open_account,
+    parse_server_env,
+    percentile,
+    production_environment,
+    progress_logger,
+    read_proc_status,
+    server_output_tail,
+    sign_up,
+    start_server,
+    stop_server,
+    throwaway_database,
+)
+from loadgen import (
+    LoadRun,
+    PgbenchResult,
+    WrkResult,
+    parse_pgbench,
+    parse_wrk,
+    pgbench_command,
+    pinned,
+    run_load,
+    wait_until_idle,
+    wrk_command,
+)
+from report import Context, Row, load_average, markdown, write_section
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+EXIT_MONEY_CHECK_FAILED = 3
+BARE_COMMAND = (str(VENV_BIN / "python"), str(Path(__file__).with_name("bare_app.py")))
+LOAD_CPU = 1
+# wrk counts an answer later than this as a timeout and leaves it out of the percentiles;
+# high enough that the c256 rows' p99 is measured, not cut off.
+WRK_TIMEOUT_SECONDS = 10
+LOGIN_TIMEOUT_SECONDS = 120
+
+# Between scenarios the server must be idle again (abandoned requests finished), so one
+# scenario's tail does not land in the next one's numbers.
+IDLE_BELOW_PERCENT = 5.0
+IDLE_QUIET_SECONDS = 1.0
+SETTLE_LIMIT_SECONDS = 90.0
+OVERLOAD_IDLE_BAR_SECONDS = 10.0
+# A request "finished long after its client left" when its access-log line is this much later
+# than the moment the client stopped waiting (its timeout, or wrk's exit).
+LATE_FINISH_SECONDS = 1.0
+
+PAYERS, PAYEES = 8, 4
+FUNDING_PER_ACCOUNT = 10_000_000_000  # 100 million EUR: no payment ever fails for funds
+PROBE_CONNECTIONS, LOGIN_CONNECTIONS = 16, 64
+
+log = progress_logger("bench")
+
+
+@dataclass
+class Options:
+    """How long each scenario runs, and what the server gets on top of production defaults."""
+
+    warmup: int
+    seconds: int
+    quick: bool
+    server_env: dict[str, str]
+
+
+@dataclass
+class Measured:
+    """One scenario's measured wrk run and what the server did meanwhile."""
+
+    wrk: WrkResult
+    run: LoadRun
+    settled_after: float | None = None
+
+    def server_ms_per_request(self) -> float | None:
+        """Server CPU milliseconds per 2xx answer."""
+        return 1000 * self.run.cpu.server_seconds / self.wrk.ok if self.wrk.ok else None
+
+
+@dataclass
+class PaymentTally:
+    """What every POST /payments run (warm-ups included) answered, for the money check."""
+
+    created: int = 0
+    unanswered: int = 0
+    other_statuses: Counter[int] = field(default_factory=Counter)
+
+    def add(self, result: WrkResult) -> None:
+        """Count one wrk run's answers."""
+        self.created += result.statuses.get(201, 0)
+        self.unanswered += result.unanswered + sum(result.socket_errors.values())
+        self.other_statuses.update({c: n for c, n in result.statuses.items() if c != 201})
+
+
+# --- one server, its scenarios ---------------------------------------------------------------
+
+
+class Server:
+    """A pinned server process with a log file, measured with wrk from the load CPU."""
+
+    def __init__(
+        self, process: subprocess.Popen[str], port: int, log_path: Path, options: Options
+    ) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+        self.options = options
+
+    @property
+    def base_url(self) -> str:
+        """http://127.0.0.1:<port>."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def check_alive(self) -> None:
+        """Fail loudly if the server died under load."""
+        if self.process.poll() is not None:
+            raise BenchFailedError(f"server died (exit {self.process.returncode})")
+
+    def settle(self) -> float | None:
+        """Wait until the server is idle; seconds it took (None: still busy at the limit)."""
+        return wait_until_idle(
+            self.process.pid,
+            below_percent=IDLE_BELOW_PERCENT,
+            quiet_seconds=IDLE_QUIET_SECONDS,
+            limit_seconds=SETTLE_LIMIT_SECONDS,
+        )
+
+    def wrk(
+        self,
+        path: str,
+        *,
+        connections: int,
+        seconds: int,
+        headers: Sequence[str] = (),
+        script: str = "status.lua",
+        script_args: Sequence[str] = (),
+        timeout_seconds: int = WRK_TIMEOUT_SECONDS,
+    ) -> list[str]:
+        """A pinned wrk command against this server."""
+        command = wrk_command(
+            f"{self.base_url}{path}",
+            connections=connections,
+            seconds=seconds,
+            timeout_seconds=timeout_seconds,
+            script=script,
+            headers=headers,
+            script_args=script_args,
+        )
+        return pinned(command, LOAD_CPU)
+
+    def measure(
+        self,
+        name: str,
+        path: str,
+        *,
+        connections: int,
+        headers: Sequence[str] = (),
+        script: str = "status.lua",
+        script_args: Callable[[], Sequence[str]] = tuple,
+        on_result: Callable[[WrkResult], None] | None = None,
+    ) -> Measured:
+        """Warm up, measure, wait for the server to be idle again."""
+        measured: Measured | None = None
+        for phase, seconds in (
+            ("warm-up", self.options.warmup),
+            ("measured", self.options.seconds),
+        ):
+            log(f"{name}: {phase} {seconds} s")
+            command = self.wrk(
+                path,
+                connections=connections,
+                seconds=seconds,
+                headers=headers,
+                script=script,
+                script_args=script_args(),
+            )
+            run = run_load([command], server_pid=self.process.pid, planned_seconds=seconds)
+            result = parse_wrk(run.outputs[0])
+            if on_result is not None:
+                on_result(result)
+            self.check_alive()
+            # What wrk left in flight when it stopped is still being served: let it finish,
+            # so it does not weigh on the measured run (or on the next scenario).
+            measured = Measured(result, run, settled_after=self.settle())
+        assert measured is not None  # noqa: S101 - the loop ran twice
+        return measured
+
+
+@contextlib.contextmanager
+def serving(
+    command: Sequence[str],
+    env: dict[str, str],
+    *,
+    port: int,
+    workdir: Path,
+    name: str,
+    ready_path: str,
+    options: Options,
+) -> Iterator[Server]:
+    """Start a server pinned to CPU 0 (output to workdir/<name>.log), stop it at the end."""
+    server_cpu = 0 if shutil.which("taskset") else None
+    log_path = workdir / f"{name}.log"
+    # Append mode: the server's writes always land at the end, whatever we read meanwhile.
+    with log_path.open("a+") as log_file:
+        process = start_server(
+            command, port, env, server_cpu, log_file, ready_path=ready_path, cwd=workdir
+        )
+        try:
+            yield Server(process, port, log_path, options)
+        except BenchFailedError:
+            log(server_output_tail(log_file))
+            raise
+        finally:
+            code = stop_server(process)
+            log(f"{name} stopped (exit code {code})")
+
+
+# --- the scenarios ---------------------------------------------------------------------------
+
+
+def measure_bare(options: Options, workdir: Path, label: str) -> Measured:
+    """The bare `GET /ping` at c64."""
+    port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "PORT": str(port)}
+    with serving(
+        BARE_COMMAND,
+        env,
+        port=port,
+        workdir=workdir,
+        name="bare",
+        ready_path="/ping",
+        options=options,
+    ) as bare:
+        return bare.measure(f"bare GET /ping c64 ({label})", "/ping", connections=64)
+
+
+@dataclass
+class Actors:
+    """The users the scenarios act as."""
+
+    population: Population
+    reader_token: str
+    reader_account: str
+    prober_token: str
+    prober_email: str
+    prober_password: str
+
+
+async def prepare(base_url: str, database_url: str) -> Actors:
+    """Payers with funded accounts and payees; a reader with one account; a login user."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        population = await build_population(
+            client,
+            base_url,
+            database_url,
+            payers=PAYERS,
+            payees=PAYEES,
+            funding=FUNDING_PER_ACCOUNT,
+        )
+        _, _, reader_token = await sign_up(client, base_url, "reader")
+        reader_account = await open_account(client, base_url, reader_token, "reader")
+        email, password, prober_token = await sign_up(client, base_url, "prober")
+        # A first read fills the cache, so the cached-read rows measure hits.
+        response = await client.get(
+            f"{base_url}{API}/accounts/{reader_account}",
+            headers={"Authorization": f"Bearer {reader_token}"},
+        )
+        expect(response, 200, "read account")
+    return Actors(population, reader_token, reader_account, prober_token, email, password)
+
+
+def write_population_file(path: Path, population: Population) -> None:
+    """The file payments.lua reads: payers (token, two accounts), then every account."""
+    lines = [f"payer {p.token} {p.accounts[0]} {p.accounts[1]}" for p in population.payers]
+    lines += [f"account {account}" for account in population.accounts]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_pgbench(
+    database: str, population: Population, *, clients: int, options: Options, server_pid: int
+) -> tuple[PgbenchResult, LoadRun]:
+    """Pgbench doing one payment's SQL at `clients`: warm-up, then the measured run."""
+    variables = {"nsources": 2 * len(population.payers), "naccounts": len(population.accounts)}
+    outcome: tuple[PgbenchResult, LoadRun] | None = None
+    for phase, seconds in (("warm-up", options.warmup), ("measured", options.seconds)):
+        log(f"pgbench payment c{clients}: {phase} {seconds} s")
+        command = pgbench_command(database, clients=clients, seconds=seconds, variables=variables)
+        run = run_load([pinned(command, LOAD_CPU)], server_pid=server_pid, planned_seconds=seconds)
+        outcome = (parse_pgbench(run.outputs[0]), run)
+    assert outcome is not None  # noqa: S101 - the loop ran twice
+    return outcome
+
+
+async def create_pgbench_lookup(database_url: str, population: Population) -> None:
+    """bench_accounts(n, id, user_id): payment.sql's way from a number to an account."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("CREATE TABLE bench_accounts (n int PRIMARY KEY, id uuid, user_id uuid)")
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO bench_accounts SELECT o.n, a.id, a.user_id "
+                    "FROM unnest(CAST(:ids AS uuid[])) WITH ORDINALITY AS o(id, n) "
+                    "JOIN accounts a ON a.id = o.id"
+                ),
+                {"ids": population.accounts},
+            )
+    finally:
+        await engine.dispose()
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False when not allowed."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class LoginFlood:
+    """The probe's run during the flood, and what the logins and the memory did."""
+
+    probe: Measured
+    logins: WrkResult
+    peak_rss_mb: float
+
+
+def login_flood(server: Server, actors: Actors, options: Options) -> LoginFlood:
+    """64 login loops, and the probe measured once they are in full flow."""
+    name = f"GET /users/me c{PROBE_CONNECTIONS} + {LOGIN_CONNECTIONS} logins"
+    log(f"{name}: {options.warmup} s of logins alone, then {options.seconds} s measured")
+    hwm_reset = reset_peak_rss(server.process.pid)
+    logins = server.wrk(
+        f"{API}/auth/login",
+        connections=LOGIN_CONNECTIONS,
+        seconds=options.warmup + options.seconds + 1,
+        script="login.lua",
+        script_args=(actors.prober_email, actors.prober_password),
+        timeout_seconds=LOGIN_TIMEOUT_SECONDS,
+    )
+    probe = server.wrk(
+        f"{API}/users/me",
+        connections=PROBE_CONNECTIONS,
+        seconds=options.seconds,
+        headers=[f"Authorization: Bearer {actors.prober_token}"],
+    )
+    run = run_load(
+        [logins, probe],
+        server_pid=server.process.pid,
+        planned_seconds=options.warmup + options.seconds + 1,
+        start_delays=[0.0, float(options.warmup)],
+    )
+    server.check_alive()
+    peak = run.peak_rss_mb
+    if hwm_reset:
+        with contextlib.suppress(OSError, ValueError):
+            peak = max(peak, read_proc_status(server.process.pid)["VmHWM"] * 1024 / 1e6)
+    measured = Measured(parse_wrk(run.outputs[1]), run)
+    # The logins wrk abandoned at its end are still queued for a hash: let them drain.
+    measured.settled_after = server.settle()
+    return LoginFlood(measured, parse_wrk(run.outputs[0]), peak)
+
+
+@dataclass
+class Overload:
+    """The overload run, how long the server took to go idle, and the late finishers."""
+
+    measured: Measured
+    idle_after: float | None
+    late_finishes: int
+    logged: int
+
+
+def overload(server: Server, actors: Actors, options: Options) -> Overload:
+    """Wrk -c256 --timeout 10s on the cached read for `seconds`, then watch the server idle."""
+    path = f"{API}/accounts/{actors.reader_account}"
+    log(f"overload: GET {path} c256 for {options.seconds} s, then idle")
+    offset = server.log_path.stat().st_size
+    command = server.wrk(
+        path,
+        connections=256,
+        seconds=options.seconds,
+        headers=[f"Authorization: Bearer {actors.reader_token}"],
+    )
+    run = run_load([command], server_pid=server.process.pid, planned_seconds=options.seconds)
+    idle_after = server.settle()
+    server.check_alive()
+    late, logged = late_finishes(server.log_path, offset, path, left_at=run.ended_at)
+    measured = Measured(parse_wrk(run.outputs[0]), run, settled_after=idle_after)
+    return Overload(measured, idle_after, late, logged)
+
+
+def late_finishes(log_path: Path, offset: int, path: str, *, left_at: float) -> tuple[int, int]:
+    """Access-log lines of `path` (from byte `offset`) that finished long after the client left.
+
+    A client leaves when its timeout passes (start + WRK_TIMEOUT_SECONDS, the start being the
+    line's time minus its `duration_ms`) or when wrk exits (`left_at`), whichever is first.
+    Returns the late ones and every line counted.
+    """
+    late = logged = 0
+    with log_path.open() as lines:
+        lines.seek(offset)
+        for line in lines:
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                entry = json.loads(line)
+                if entry.get("event") != "request" or entry.get("path") != path:
+                    continue
+                finished = datetime.fromisoformat(entry["timestamp"]).timestamp()
+                started = finished - float(entry["duration_ms"]) / 1000
+                logged += 1
+                if finished - min(started + WRK_TIMEOUT_SECONDS, left_at) > LATE_FINISH_SECONDS:
+                    late += 1
+    return late, logged
+
+
+# --- money -----------------------------------------------------------------------------------
+
+
+async def payment_counts(database_url: str) -> tuple[dict[str, int], int]:
+    """Payments by status, and the sum of every user account's balance."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT status, count(*) FROM payments GROUP BY status")
+            )
+            by_status = {str(row[0]): int(row[1]) for row in rows}
+            users_total = await connection.scalar(
+                text("SELECT coalesce(sum(balance), 0) FROM accounts WHERE kind = 'user'")
+            )
+    finally:
+        await engine.dispose()
+    return by_status, int(users_total or 0)
+
+
+def money_checks(
+    env: dict[str, str], database_url: str, tally: PaymentTally, funded_total: int, cwd: Path
+) -> tuple[list[str], bool]:
+    """`ledger verify`, payments against the 201s, users' total; lines and whether all hold."""
+    code, output = ledger_verify(env, cwd)
+    by_status, users_total = asyncio.run(payment_counts(database_url))
+    succeeded = by_status.get("succeeded", 0)
+    # A request wrk gave up on (it stopped, or the connection broke) may or may not have been
+    # posted: the database may hold up to that many payments more than the 201s seen.
+    accounted = tally.created <= succeeded <= tally.created + tally.unanswered
+    others = ", ".join(f"{n}x {c}" for c, n in sorted(tally.other_statuses.items())) or "none"
+    verdict = output.splitlines()[-1] if output else ""
+    lines = [
+        f"`python -m app.cli ledger verify`: exit {code} ({verdict})",
+        f"payments: wrk counted {tally.created:,} answered 201 (other answers: {others}; "
+        f"{tally.unanswered} left unanswered when wrk stopped); the database holds "
+        f"{succeeded:,} succeeded and {by_status.get('failed', 0)} failed payments: "
+        + ("every 201 accounted for" if accounted else "MISMATCH"),
+        f"users' total balance {users_total:,} = funded {funded_total:,}: "
+        + ("unchanged" if users_total == funded_total else "CHANGED"),
+    ]
+    return lines, code == 0 and accounted and users_total == funded_total
+
+
+# --- the rows --------------------------------------------------------------------------------
+
+
+def details(row: Row, measured: Measured, *, note: str = "") -> Row:
+    """Fill a row's figures and details from a measured wrk run."""
+    result, cpu = measured.wrk, measured.run.cpu
+    row.rps, row.p50_ms, row.p99_ms = result.rps, result.p50_ms, result.p99_ms
+    row.errors = result.errors
+    row.statuses = ", ".join(f"{n:,}x {c}" for c, n in sorted(result.statuses.items()))
+    socket = {k: v for k, v in result.socket_errors.items() if v}
+    if socket:
+        row.statuses += "; " + ", ".join(f"{v} {k}" for k, v in socket.items())
+    if result.per_second:
+        low, high = percentile(result.per_second, 10), percentile(result.per_second, 90)
+        row.spread = f"{low:,.0f}-{high:,.0f}"
+    row.stalled_seconds = result.stalled_seconds
+    row.server_cpu, row.postgres_cpu, row.other_cpu = cpu.server, cpu.postgres, cpu.other
+    row.server_ms_per_request = measured.server_ms_per_request()
+    row.peak_rss_mb = measured.run.peak_rss_mb
+    notes = [note] if note else []
+    if measured.settled_after is None:
+        notes.append(f"server still busy {SETTLE_LIMIT_SECONDS:.0f} s after the load stopped")
+    elif measured.settled_after > 2:
+        notes.append(f"server idle {measured.settled_after:.1f} s after the load stopped")
+    row.note = "; ".join(notes)
+    return row
+
+
+def ratio_row(
+    scenario: str, measured: Measured, base_rps: float, base_name: str, bar: float, goal: float
+) -> Row:
+    """A row judged by its rate divided by a baseline's."""
+    ratio = measured.wrk.rps / base_rps
+    return details(
+        Row(
+            scenario,
+            compared_with=base_name,
+            ratio=f"{ratio:.2f}",
+            bar=f"≥ {bar:.2f}",
+            bar_met=ratio >= bar,
+            goal=f"≥ {goal:.2f}" if goal else "—",
+            goal_met=ratio >= goal if goal else None,
+        ),
+        measured,
+    )
+
+
+def no_stall_row(scenario: str, measured: Measured, p99_bar_ms: float) -> Row:
+    """A row judged by zero errors and a p99 bound (bar), zero errors and stalls (goal)."""
+    result = measured.wrk
+    return details(
+        Row(
+            scenario,
+            compared_with="—",
+            ratio="—",
+            bar=f"0 errors, p99 ≤ {p99_bar_ms / 1000:g} s",
+            bar_met=result.errors == 0 and result.p99_ms <= p99_bar_ms,
+            goal="no stall, no error",
+            goal_met=result.errors == 0 and result.stalled_seconds == 0,
+        ),
+        measured,
+    )
+
+
+def mean_bare(bare: Sequence[Measured]) -> tuple[float, float]:
+    """The bare baseline's req/s and p99: the mean of its runs."""
+    return (
+        statistics.fmean(m.wrk.rps for m in bare),
+        statistics.fmean(m.wrk.p99_ms for m in bare),
+    )
+
+
+def pgbench_row(clients: int, result: PgbenchResult, run: LoadRun, seconds: int) -> Row:
+    """A pgbench baseline row."""
+    return Row(
+        f"pgbench payment.sql c{clients} (baseline)",
+        rps=result.tps,
+        p50_ms=None,
+        p99_ms=None,
+        errors=result.failed,
+        server_cpu=None,
+        postgres_cpu=run.cpu.postgres,
+        other_cpu=run.cpu.other,
+        statuses=f"{result.transactions:,} transactions",
+        note=f"latency average {result.latency_ms} ms" if result.latency_ms else "",
+    )
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """Everything measured, in the order it ran."""
+
+    bare: list[Measured] = field(default_factory=list)
+    scenarios: dict[str, Measured] = field(default_factory=dict)
+    pgbench: dict[int, tuple[PgbenchResult, LoadRun]] = field(default_factory=dict)
+    flood: LoginFlood | None = None
+    overload: Overload | None = None
+    checks: list[str] = field(default_factory=list)
+    money_ok: bool = True
+
+
+def run_project(
+    results: Results, options: Options, database: str, database_url: str, workdir: Path
+) -> None:
+    """Every scenario against `python -m app.server`, then the money checks."""
+    port = free_port()
+    env = production_environment(database_url, port, options.server_env)
+    tally = PaymentTally()
+    with serving(
+        PRODUCTION_SERVER_COMMAND,
+        env,
+        port=port,
+        workdir=workdir,
+        name="api",
+        ready_path="/health/live",
+        options=options,
+    ) as api:
+        log("set-up: users, accounts, funding (Argon2id: a few seconds)")
+        actors = asyncio.run(prepare(api.base_url, database_url))
+        population_file = workdir / "population.txt"
+        write_population_file(population_file, actors.population)
+        asyncio.run(create_pgbench_lookup(database_url, actors.population))
+        reader = [f"Authorization: Bearer {actors.reader_token}"]
+        account_path = f"{API}/accounts/{actors.reader_account}"
+        payer = [f"Authorization: Bearer {actors.population.payers[0].token}"]
+
+        def payment_args() -> list[str]:
+            return [str(population_file), secrets.token_hex(6)]
+
+        scenarios = results.scenarios
+        scenarios["live"] = api.measure("GET /health/live c64", "/health/live", connections=64)
+        for connections in (64, 256):
+            scenarios[f"read{connections}"] = api.measure(
+                f"GET /accounts/{{id}} c{connections}",
+                account_path,
+                connections=connections,
+                headers=reader,
+            )
+        for connections in (16, 64, 256):
+            scenarios[f"pay{connections}"] = api.measure(
+                f"POST /payments c{connections}",
+                f"{API}/payments",
+                connections=connections,
+                script="payments.lua",
+                script_args=payment_args,
+                on_result=tally.add,
+            )
+            if connections in (16, 64):
+                results.pgbench[connections] = run_pgbench(
+                    database,
+                    actors.population,
+                    clients=connections,
+                    options=options,
+                    server_pid=api.process.pid,
+                )
+        scenarios["list64"] = api.measure(
+            "GET /payments?limit=20 c64", f"{API}/payments?limit=20", connections=64, headers=payer
+        )
+        scenarios["probe"] = api.measure(
+            f"GET /users/me c{PROBE_CONNECTIONS}",
+            f"{API}/users/me",
+            connections=PROBE_CONNECTIONS,
+            headers=[f"Authorization: Bearer {actors.prober_token}"],
+        )
+        results.flood = login_flood(api, actors, options)
+        results.overload = overload(api, actors, options)
+    # The server is stopped: nothing is in flight, every outcome is final.
+    results.checks, results.money_ok = money_checks(
+        env, database_url, tally, actors.population.funded_total, workdir
+    )
+
+
+def build_rows(results: Results) -> tuple[list[Row], list[str]]:
+    """The table's rows, and extra lines for the checks list."""
+    bare_rps, bare_p99 = mean_bare(results.bare)
+    base = f"bare ping ({bare_rps:,.0f} req/s, p99 {bare_p99:.1f} ms)"
+    s = results.scenarios
+    rows = [
+        details(Row(f"bare GET /ping c64 ({label})"), m)
+        for label, m in zip(("first", "last"), results.bare, strict=False)
+    ]
+    rows.append(ratio_row("GET /health/live c64", s["live"], bare_rps, base, 0.67, 0.67))
+    read = s["read64"]
+    rate, p99 = read.wrk.rps / bare_rps, read.wrk.p99_ms / bare_p99
+    rows.append(
+        details(
+            Row(
+                "GET /accounts/{id} c64 (auth, rate-limited, cached)",
+                compared_with=base,
+                ratio=f"{rate:.2f}; p99 x{p99:.1f}",
+                bar="≥ 0.30, p99 ≤ 3x",
+                bar_met=rate >= 0.30 and p99 <= 3,
+                goal="≥ 0.50, p99 ≤ 3x",
+                goal_met=rate >= 0.50 and p99 <= 3,
+            ),
+            read,
+        )
+    )
+    rows.append(no_stall_row("GET /accounts/{id} c256", s["read256"], 1500))
+    rows.append(ratio_row("GET /payments?limit=20 c64", s["list64"], bare_rps, base, 0.15, 0))
+    for clients in (16, 64):
+        result, run = results.pgbench[clients]
+        rows.append(pgbench_row(clients, result, run, 0))
+        rows.append(
+            ratio_row(
+                f"POST /payments c{clients}",
+                s[f"pay{clients}"],
+                result.tps,
+                f"pgbench c{clients} ({result.tps:,.0f} tx/s)",
+                0.25,
+                0.50,
+            )
+        )
+    rows.append(no_stall_row("POST /payments c256", s["pay256"], 3000))
+    probe = s["probe"]
+    rows.append(details(Row(f"GET /users/me c{PROBE_CONNECTIONS} (no logins)"), probe))
+    extra: list[str] = []
+    if results.flood is not None:
+        flood = results.flood
+        factor = flood.probe.wrk.p99_ms / probe.wrk.p99_ms
+        logins = flood.logins
+        row = details(
+            Row(
+                f"GET /users/me c{PROBE_CONNECTIONS} + {LOGIN_CONNECTIONS} logins",
+                compared_with=f"GET /users/me c{PROBE_CONNECTIONS} without logins",
+                ratio=f"p99 x{factor:.1f}; peak RSS {flood.peak_rss_mb:.0f} MB",
+                bar="p99 ≤ 2x, < 300 MB",
+                bar_met=factor <= 2 and flood.peak_rss_mb < 300,
+                goal="p99 ≤ 2x, < 300 MB",
+                goal_met=factor <= 2 and flood.peak_rss_mb < 300,
+            ),
+            flood.probe,
+            note=f"logins: {logins.ok / logins.seconds:.1f}/s, p50 {logins.p50_ms / 1000:.1f} s, "
+            f"{logins.errors} errors",
+        )
+        row.peak_rss_mb = flood.peak_rss_mb
+        rows.append(row)
+    if results.overload is not None:
+        over = results.overload
+        idle = over.idle_after
+        rows.append(
+            details(
+                Row(
+                    f"overload: GET /accounts/{{id}} c256 --timeout {WRK_TIMEOUT_SECONDS}s, "
+                    "then idle",
+                    compared_with="—",
+                    ratio="idle after "
+                    + ("> limit" if idle is None else f"{idle:.1f} s")
+                    + f"; {over.late_finishes} late finishes",
+                    bar=f"idle ≤ {OVERLOAD_IDLE_BAR_SECONDS:.0f} s",
+                    bar_met=idle is not None and idle <= OVERLOAD_IDLE_BAR_SECONDS,
+                ),
+                over.measured,
+                note=f"{over.late_finishes} of {over.logged:,} logged requests finished more "
+                f"than {LATE_FINISH_SECONDS:.0f} s after their client left",
+            )
+        )
+    non_login = [r.peak_rss_mb for r in rows[2:] if r.peak_rss_mb and "logins" not in r.scenario]
+    if non_login:
+        peak = max(non_login)
+        extra.append(
+            f"peak RSS of the API without logins: {peak:.0f} MB (SPEC §4: < 150 MB): "
+            + ("PASS" if peak < 150 else "MISS")
+        )
+    return rows, extra
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Options, Path | None, Path | None]:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=20, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up seconds per scenario")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 1 s warm-up, 3 s measured, nothing written"
+    )
+    parser.add_argument("--write", type=Path, help="markdown file whose marked section to replace")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    add_server_env_option(parser)
+    args = parser.parse_args(argv)
+    if args.seconds < 1 or args.warmup < 1:
+        parser.error("--seconds and --warmup must be >= 1 (wrk counts whole seconds)")
+    options = Options(
+        warmup=1 if args.quick else args.warmup,
+        seconds=3 if args.quick else args.seconds,
+        quick=args.quick,
+        server_env=parse_server_env(parser, args.server_env),
+    )
+    return options, None if args.quick else args.write, args.json
+
+
+async def postgres_version(database_url: str) -> str:
+    """SHOW server_version."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return str(await connection.scalar(text("SHOW server_version")))
+    finally:
+        await engine.dispose()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run everything, print the table, write it where asked."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options, write_to, json_to = parse_args(argv)
+    missing = [tool for tool in ("wrk", "pgbench", "taskset") if shutil.which(tool) is None]
+    if missing:
+        log(f"missing {', '.join(missing)}: `make bench` installs them (apt-get)")
+        return EXIT_SERVER_FAILED
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    via_make = " (via `make bench`)" if "MAKELEVEL" in os.environ else ""
+    # Before pinning: `nproc` counts the CPUs this process may use.
+    context = Context(
+        command=shlex.join([".venv/bin/python", "bench/suite.py", *argv]) + via_make,
+        quick=options.quick,
+        seconds=options.seconds,
+        warmup=options.warmup,
+    )
+    server_cpu, pinning = choose_cpus(", PostgreSQL and Redis unpinned")
+    if server_cpu != 0:
+        log(f"WARNING: {pinning}")
+    context.pinning = f"server {pinning}"
+    started = time.monotonic()
+    results = Results()
+    database = new_database_name()
+    log(f"database {database}; {pinning}")
+    try:
+        with (
+            throwaway_database(database, log) as database_url,
+            tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp,
+        ):
+            workdir = Path(tmp)
+            context.collect_versions(asyncio.run(postgres_version(database_url)))
+            migrate(database_url)
+            results.bare.append(measure_bare(options, workdir, "first"))
+            run_project(results, options, database, database_url, workdir)
+            results.bare.append(measure_bare(options, workdir, "last"))
+    except BenchFailedError as error:
+        log(f"FAILED: {error}")
+        return EXIT_SERVER_FAILED
+    context.load_after = load_average()
+    minutes, secs = divmod(round(time.monotonic() - started), 60)
+    context.duration = f"{minutes} min {secs:02d} s"
+    rows, extra = build_rows(results)
+    section = markdown(context, rows, results.checks + extra)
+    print(section)
+    if write_to is not None:
+        write_section(write_to if write_to.is_absolute() else ROOT / write_to, section)
+        log(f"written to {write_to}")
+    if json_to is not None:
+        json_to.write_text(json.dumps([row.__dict__ for row in rows], indent=2, default=str))
+    if not results.money_ok:
+        log("MONEY CHECK FAILED")
+        return EXIT_MONEY_CHECK_FAILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
