@@ -90,7 +90,7 @@ class Measured:
     wrk: WrkResult
     run: LoadRun
     settled_after: float | None = None
-    problems: dict[str, int] = field(default_factory=dict)  # server warnings/errors meanwhile
+    problems: Problems = field(default_factory=lambda: Problems())  # server warnings/errors
 
     def server_ms_per_request(self) -> float | None:
         """Server CPU milliseconds per 2xx answer."""
@@ -430,9 +430,17 @@ def late_finishes(log_path: Path, offset: int, path: str, *, left_at: float) -> 
     return late, logged
 
 
-def logged_problems(log_path: Path, start: int = 0, end: int | None = None) -> dict[str, int]:
+@dataclass
+class Problems:
+    """The server's warning and error lines: counts by level and event, and a sample of each."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, str] = field(default_factory=dict)  # the exception's last line, or a field
+
+
+def logged_problems(log_path: Path, start: int = 0, end: int | None = None) -> Problems:
     """The server's warning and error lines (bytes `start` to `end`), counted by event."""
-    counts: dict[str, int] = {}
+    problems = Problems()
     with log_path.open("rb") as lines:
         lines.seek(start)
         for raw in lines:
@@ -443,7 +451,12 @@ def logged_problems(log_path: Path, start: int = 0, end: int | None = None) -> d
                 continue
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 entry = json.loads(line)
-                if entry["level"] in ("warning", "error", "critical"):
-                    key = f"{entry['level']} {entry['event']}"
-                    counts[key] = counts.get(key, 0) + 1
-    return counts
+                if entry["level"] not in ("warning", "error", "critical"):
+                    continue
+                key = f"{entry['level']} {entry['event']}"
+                problems.counts[key] = problems.counts.get(key, 0) + 1
+                if key not in problems.samples:
+                    detail = str(entry.get("exception") or entry.get("error") or "").strip()
+                    lines_of = detail.splitlines()
+                    problems.samples[key] = (lines_of[-1] if lines_of else "")[:300]
+    return problems

@@ -100,7 +100,10 @@ class PaymentTally:
     def add(self, result: WrkResult) -> None:
         """Count one wrk run's answers."""
         self.created += result.statuses.get(201, 0)
-        self.unanswered += result.unanswered + sum(result.socket_errors.values())
+        # Unanswered: in flight when wrk stopped, or lost with a broken connection (a timeout
+        # is an answer that came late: its status is counted).
+        broken = sum(n for kind, n in result.socket_errors.items() if kind != "timeout")
+        self.unanswered += result.unanswered + broken
         self.other_statuses.update({c: n for c, n in result.statuses.items() if c != 201})
 
 
@@ -140,7 +143,8 @@ def money_checks(
     lines = [
         f"`python -m app.cli ledger verify`: exit {code} ({verdict})",
         f"payments: wrk counted {tally.created:,} answered 201 (other answers: {others}; "
-        f"{tally.unanswered} left unanswered when wrk stopped); the database holds "
+        f"{tally.unanswered} left unanswered when wrk stopped or a connection broke); the "
+        "database holds "
         f"{succeeded:,} succeeded and {by_status.get('failed', 0)} failed payments: "
         + ("every 201 accounted for" if accounted else "MISMATCH"),
         f"users' total balance {users_total:,} = funded {funded_total:,}: "
@@ -173,10 +177,10 @@ def details(row: Row, measured: Measured, *, note: str = "") -> Row:
         notes.append(f"server still busy {SETTLE_LIMIT_SECONDS:.0f} s after the load stopped")
     elif measured.settled_after > 2:
         notes.append(f"server idle {measured.settled_after:.1f} s after the load stopped")
-    if measured.problems:
+    if measured.problems.counts:
         notes.append(
             "server logged "
-            + ", ".join(f"{n:,}x {event}" for event, n in sorted(measured.problems.items()))
+            + ", ".join(f"{n:,}x {event}" for event, n in sorted(measured.problems.counts.items()))
         )
     row.note = "; ".join(notes)
     return row
@@ -330,8 +334,11 @@ def run_project(
     )
     results.checks.append(
         "server log, warnings and errors: "
-        + (", ".join(f"{n:,}x {event}" for event, n in sorted(problems.items())) or "none")
+        + (", ".join(f"{n:,}x {event}" for event, n in sorted(problems.counts.items())) or "none")
     )
+    results.checks += [
+        f"first `{event}`: `{sample}`" for event, sample in sorted(problems.samples.items())
+    ]
 
 
 def build_rows(results: Results) -> tuple[list[Row], list[str]]:
