@@ -72,7 +72,7 @@ check: lint types imports openapi config-check test ## Exactly what CI runs
 # wrk and pgbench come from Debian (`apt-get update` only when the package lists lack them).
 # BENCH_FLAGS=--quick is a smoke run (a few seconds per scenario) that writes nothing.
 BENCH_FLAGS ?=
-bench: install ## Every benchmark scenario next to its baselines, in one run (~8 min); writes docs/performance.md
+bench: install ## Every benchmark scenario next to its baselines, in one run (~7 min); writes docs/performance.md
 	@missing=""; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v pgbench >/dev/null || missing="$$missing postgresql-client"; \

@@ -65,7 +65,7 @@ def load_average() -> str:
 class Context:
     """Everything an absolute number needs next to it."""
 
-    command: str
+    command: str  # markdown: the command in backticks
     quick: bool
     seconds: int
     warmup: int
@@ -141,7 +141,7 @@ def markdown(context: Context, rows: list[Row], checks: list[str]) -> str:
     lines = [
         f"### Run of {context.date}{mode}",
         "",
-        f"- command: `{context.command}` ({context.warmup} s warm-up, then {context.seconds} s "
+        f"- command: {context.command} ({context.warmup} s warm-up, then {context.seconds} s "
         f"measured per scenario; the whole run took {context.duration})",
         f"- machine: `nproc` {context.nproc}, {context.cpu}; {context.pinning}",
         f"- load average (1/5/15 min): {context.load_before} before, {context.load_after} after",

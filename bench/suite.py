@@ -478,10 +478,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"missing {', '.join(missing)}: `make bench` installs them (apt-get)")
         return EXIT_SERVER_FAILED
     signal.signal(signal.SIGTERM, exit_on_sigterm)
-    via_make = " (via `make bench`)" if "MAKELEVEL" in os.environ else ""
+    script = shlex.join([".venv/bin/python", "bench/suite.py", *argv])
     # Before pinning: `nproc` counts the CPUs this process may use.
     context = Context(
-        command=shlex.join([".venv/bin/python", "bench/suite.py", *argv]) + via_make,
+        # `make bench BENCH_FLAGS=...` shows as the script's command line under make.
+        command=f"`make bench` (which ran `{script}`)"
+        if "MAKELEVEL" in os.environ
+        else f"`{script}`",
         quick=options.quick,
         seconds=options.seconds,
         warmup=options.warmup,
