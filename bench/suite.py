@@ -85,6 +85,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 EXIT_MONEY_CHECK_FAILED = 3
+# Other processes' CPU (% of one core) above which a row is marked as skewed.
+BUSY_OTHER_PERCENT = 25.0
 
 log = progress_logger("bench")
 
@@ -173,6 +175,8 @@ def details(row: Row, measured: Measured, *, note: str = "") -> Row:
     row.server_ms_per_request = measured.server_ms_per_request()
     row.peak_rss_mb = measured.run.peak_rss_mb
     notes = [note] if note else []
+    if cpu.other > BUSY_OTHER_PERCENT:
+        notes.append(f"others used {cpu.other:.0f} % of a core meanwhile: skewed")
     if measured.settled_after is None:
         notes.append(f"server still busy {SETTLE_LIMIT_SECONDS:.0f} s after the load stopped")
     elif measured.settled_after > 2:
@@ -230,19 +234,19 @@ def mean_bare(bare: Sequence[Measured]) -> tuple[float, float]:
     )
 
 
-def pgbench_row(clients: int, result: PgbenchResult, run: LoadRun, seconds: int) -> Row:
+def pgbench_row(clients: int, result: PgbenchResult, run: LoadRun) -> Row:
     """A pgbench baseline row."""
+    notes = [f"latency average {result.latency_ms:.1f} ms"] if result.latency_ms else []
+    if run.cpu.other > BUSY_OTHER_PERCENT:
+        notes.append(f"others used {run.cpu.other:.0f} % of a core meanwhile: skewed")
     return Row(
         f"pgbench payment.sql c{clients} (baseline)",
         rps=result.tps,
-        p50_ms=None,
-        p99_ms=None,
         errors=result.failed,
-        server_cpu=None,
         postgres_cpu=run.cpu.postgres,
         other_cpu=run.cpu.other,
         statuses=f"{result.transactions:,} transactions",
-        note=f"latency average {result.latency_ms} ms" if result.latency_ms else "",
+        note="; ".join(notes),
     )
 
 
@@ -371,7 +375,7 @@ def build_rows(results: Results) -> tuple[list[Row], list[str]]:
     rows.append(ratio_row("GET /payments?limit=20 c64", s["list64"], bare_rps, base, 0.15, 0))
     for clients in (16, 64):
         result, run = results.pgbench[clients]
-        rows.append(pgbench_row(clients, result, run, 0))
+        rows.append(pgbench_row(clients, result, run))
         rows.append(
             ratio_row(
                 f"POST /payments c{clients}",
@@ -425,6 +429,13 @@ def build_rows(results: Results) -> tuple[list[Row], list[str]]:
                 note=f"{over.late_finishes} of {over.logged:,} logged requests finished more "
                 f"than {LATE_FINISH_SECONDS:.0f} s after their client left",
             )
+        )
+    if len(results.bare) == 2:
+        first, last = (m.wrk.rps for m in results.bare)
+        extra.append(
+            f"bare baseline drift: {first:,.0f} req/s first, {last:,.0f} last "
+            f"({max(first, last) / min(first, last):.2f}x apart): ratios to bare are uncertain "
+            "by about that much"
         )
     non_login = [r.peak_rss_mb for r in rows[2:] if r.peak_rss_mb and "logins" not in r.scenario]
     if non_login:
