@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install lock run migrate seed fmt lint types imports openapi config-check test check clean
+.PHONY: help install lock run migrate seed fmt lint types imports openapi config-check test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -68,6 +68,20 @@ test: install ## Run the whole test suite with branch coverage (fails under 85 %
 	$(BIN)/pytest
 
 check: lint types imports openapi config-check test ## Exactly what CI runs
+
+# wrk and pgbench come from Debian (`apt-get update` only when the package lists lack them).
+# BENCH_FLAGS=--quick is a smoke run (a few seconds per scenario) that writes nothing.
+BENCH_FLAGS ?=
+bench: install ## Every benchmark scenario next to its baselines, in one run (~7 min); writes docs/performance.md
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v pgbench >/dev/null || missing="$$missing postgresql-client"; \
+	command -v taskset >/dev/null || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get install -y $$missing || { apt-get update && apt-get install -y $$missing; }; \
+	fi
+	$(PY) bench/suite.py --write docs/performance.md $(BENCH_FLAGS)
 
 clean: ## Remove caches and the virtualenv
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage htmlcov

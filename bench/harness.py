@@ -1,14 +1,15 @@
 """What the API benchmarks share: a throw-away database, one pinned API process, small helpers.
 
-`login_flood.py`, `payments_load.py` and `read_vs_bare.py` import from here (run as scripts,
-bench/ is on sys.path). It expects PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth)
-and Redis on 127.0.0.1:6379 (database 14). The typical run:
+`suite.py` (`make bench`) and `login_flood.py` import from here (run as scripts, bench/ is on
+sys.path). It expects PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth) and Redis on
+127.0.0.1:6379 (database 14). The typical run:
 
 1. `throwaway_database(new_database_name())`: `CREATE DATABASE`, and `DROP ... WITH (FORCE)`
    however the block ends;
-2. `run_with_server(...)`: `alembic upgrade head`, start one API process (pinned to a CPU with
-   `taskset` when asked, waited for on `/health/live`), run the load, stop it (SIGTERM, then
-   kill if the graceful shutdown hangs).
+2. `migrate(url)`, then `start_server(...)`: one API process (pinned to a CPU with `taskset`
+   when asked, waited for on `/health/live`), stopped by `stop_server` (SIGTERM, then kill if
+   the graceful shutdown hangs); `run_with_server` does all three around an async load;
+3. `build_population(...)`: users, accounts and their funding, made through the API.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TypeVar
@@ -59,6 +62,22 @@ RAISED_RATE_LIMITS = {
     "RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT": "10000000/minute",
     "RATE_LIMIT_PASSWORD_CHECK": "10000000/minute",
 }
+
+# The API as production runs it (`python -m app.server`: uvloop, the bounded httptools
+# protocol, JSON logs at INFO with the access log), plus what a benchmark must change: every
+# client is 127.0.0.1, so the limits are raised (still counted, never refusing); tokens live
+# the longest the settings allow, so a long run's tokens do not expire; no drain on stop.
+# Nothing else is inherited from the caller's environment or a .env file.
+PRODUCTION_SERVER_COMMAND = (str(VENV_BIN / "python"), "-m", "app.server")
+PRODUCTION_BENCH_ENV = {
+    "ENVIRONMENT": "production",
+    "LOG_LEVEL": "INFO",
+    "LOG_FORMAT": "json",
+    "ACCESS_TOKEN_TTL_SECONDS": "3600",
+    "DRAIN_SECONDS": "0",
+    **RAISED_RATE_LIMITS,
+}
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 T = TypeVar("T")
 
@@ -252,6 +271,30 @@ def server_environment(
     return env
 
 
+def production_environment(
+    database_url: str, port: int, overrides: Mapping[str, str] = {}
+) -> dict[str, str]:
+    """The environment of `python -m app.server` as production runs it (PRODUCTION_BENCH_ENV).
+
+    Only a few process basics are inherited: every setting not named here is the app's
+    default, whatever the caller's shell or a .env file says (run it from a directory without
+    one: `start_server(..., cwd=...)`).
+    """
+    env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        DATABASE_URL=database_url,
+        REDIS_URL=REDIS_URL,
+        PORT=str(port),
+        # Production refuses the development secrets: fresh random ones for this run.
+        SECRET_KEY=secrets.token_urlsafe(48),
+        FIRST_ADMIN_PASSWORD=secrets.token_urlsafe(24),
+    )
+    env.update(PRODUCTION_BENCH_ENV)
+    env.update(overrides)
+    return env
+
+
 def uvicorn_command(port: int) -> list[str]:
     """One uvicorn process serving `app.main:app` on `port`, without access log."""
     return [
@@ -276,22 +319,29 @@ def server_output_tail(server_log: IO[str], chars: int = 6000) -> str:
 
 
 def start_server(
-    command: Sequence[str], port: int, env: dict[str, str], cpu: int | None, log_file: IO[str]
+    command: Sequence[str],
+    port: int,
+    env: dict[str, str],
+    cpu: int | None,
+    log_file: IO[str],
+    *,
+    ready_path: str = HEALTH_PATH,
+    cwd: Path = ROOT,
 ) -> subprocess.Popen[str]:
-    """Start the API with `command` (pinned to `cpu` when given) and wait for /health/live."""
+    """Start a server with `command` (pinned to `cpu` when given) and wait for `ready_path`."""
     argv = list(command)
     taskset = shutil.which("taskset")
     if cpu is not None and taskset is not None:
         argv = [taskset, "-c", str(cpu), *argv]  # taskset execs: the pid stays the same
     process = subprocess.Popen(  # noqa: S603 - a fixed command
-        argv, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True
+        argv, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchFailedError(f"server exited early with code {process.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}{HEALTH_PATH}", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{ready_path}", timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
@@ -340,13 +390,15 @@ def run_with_server(
 # --- set-up through the API ----------------------------------------------------------------
 
 
-async def sign_up(client: httpx.AsyncClient, base_url: str) -> tuple[str, str, str]:
+async def sign_up(
+    client: httpx.AsyncClient, base_url: str, label: str = "flood"
+) -> tuple[str, str, str]:
     """Register a fresh user and sign in; return its email, password and access token."""
-    email = f"flood-{secrets.token_hex(6)}@example.com"
+    email = f"{label}-{secrets.token_hex(6)}@example.com"
     password = "Lf9!" + secrets.token_urlsafe(18)
     registered = await client.post(
         f"{base_url}{API}/auth/register",
-        json={"email": email, "password": password, "full_name": "Login Flood"},
+        json={"email": email, "password": password, "full_name": f"Bench {label}"},
     )
     if registered.status_code != 201:
         raise BenchFailedError(f"register: HTTP {registered.status_code} {registered.text}")
@@ -356,3 +408,109 @@ async def sign_up(client: httpx.AsyncClient, base_url: str) -> tuple[str, str, s
     if token.status_code != 200:
         raise BenchFailedError(f"login: HTTP {token.status_code} {token.text}")
     return email, password, str(token.json()["access_token"])
+
+
+def expect(response: httpx.Response, status: int, what: str) -> dict[str, Any]:
+    """The JSON body of a set-up response, or a clear failure."""
+    if response.status_code != status:
+        raise BenchFailedError(f"{what}: HTTP {response.status_code} {response.text[:500]}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def open_account(
+    client: httpx.AsyncClient, base_url: str, token: str, name: str, currency: str = "EUR"
+) -> str:
+    """Open an account; return its id."""
+    response = await client.post(
+        f"{base_url}{API}/accounts",
+        json={"currency": currency, "name": name},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    return str(expect(response, 201, f"open account {name}")["id"])
+
+
+async def promote_to_admin(database_url: str, email: str) -> None:
+    """Make a user an admin, straight in the database (the API has no such endpoint)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                text("UPDATE users SET role = 'admin' WHERE email = :email"), {"email": email}
+            )
+            if result.rowcount != 1:
+                raise BenchFailedError(f"could not promote {email} to admin")
+    finally:
+        await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Payer:
+    """A user who pays: its access token and its two accounts."""
+
+    token: str
+    accounts: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who pays whom: payers (two funded accounts each), then every account, payers' first."""
+
+    payers: list[Payer]
+    accounts: list[str]
+    funded_total: int
+
+
+async def build_population(
+    client: httpx.AsyncClient,
+    base_url: str,
+    database_url: str,
+    *,
+    payers: int,
+    payees: int,
+    funding: int,
+) -> Population:
+    """Register an admin, `payers` users with two EUR accounts of `funding` each, `payees`."""
+    labels = ["admin"] + [f"payer{i}" for i in range(payers)] + [f"payee{i}" for i in range(payees)]
+    users = await asyncio.gather(*(sign_up(client, base_url, label) for label in labels))
+    admin_email, _, admin_token = users[0]
+    # The role is read per request: the token issued before the promotion works as admin.
+    await promote_to_admin(database_url, admin_email)
+    payer_list: list[Payer] = []
+    for index, (_, _, token) in enumerate(users[1 : payers + 1]):
+        first = await open_account(client, base_url, token, f"payer{index} main")
+        second = await open_account(client, base_url, token, f"payer{index} savings")
+        payer_list.append(Payer(token=token, accounts=(first, second)))
+    payee_accounts = [
+        await open_account(client, base_url, token, f"payee{index}")
+        for index, (_, _, token) in enumerate(users[payers + 1 :])
+    ]
+    for payer in payer_list:
+        for account_id in payer.accounts:
+            response = await client.post(
+                f"{base_url}{API}/admin/accounts/{account_id}/adjustments",
+                json={"amount": funding, "reason": "bench funding"},
+                headers={
+                    "Authorization": f"Bearer {admin_token}",
+                    "Idempotency-Key": str(uuid.uuid4()),
+                },
+            )
+            expect(response, 201, "fund account")
+    return Population(
+        payers=payer_list,
+        accounts=[a for p in payer_list for a in p.accounts] + payee_accounts,
+        funded_total=funding * 2 * payers,
+    )
+
+
+def ledger_verify(env: Mapping[str, str], cwd: Path = ROOT) -> tuple[int, str]:
+    """`python -m app.cli ledger verify` with the server's environment: exit code and output."""
+    completed = subprocess.run(  # noqa: S603 - a fixed command
+        [str(VENV_BIN / "python"), "-m", "app.cli", "ledger", "verify"],
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return completed.returncode, (completed.stdout + completed.stderr).strip()[-2000:]
