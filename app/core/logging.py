@@ -14,7 +14,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 REDACTED = "[REDACTED]"
 
@@ -86,6 +86,24 @@ def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventD
     return event_dict
 
 
+_OWN_PROCESSORS: list[Processor] = []
+
+
+class _StderrLogger:
+    """Where our own rendered lines go: whatever `sys.stderr` is at write time (tests swap it)."""
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or "app"
+
+    def msg(self, message: str) -> None:
+        """Write one rendered line."""
+        stream = sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+    debug = info = warning = warn = error = critical = exception = fatal = log = msg
+
+
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Write to whatever `sys.stderr` is at emit time (test capture swaps it)."""
 
@@ -131,16 +149,21 @@ def configure_logging(*, level: str, fmt: str) -> None:
         # thousands of lines, seconds of CPU on the event loop (issue 14).
         renderer = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
 
+    # Our own lines skip the stdlib logging machinery (LogRecord, handler, formatter): they are
+    # rendered by structlog and written once. The access line runs on every request, and the
+    # stdlib path was most of the cost of the cheapest one (issue 14). The list is mutated in
+    # place, because loggers cached on first use keep a reference to it.
+    _OWN_PROCESSORS[:] = [
+        *shared,
+        structlog.processors.StackInfoRenderer(),
+        *final,
+        _redact_exception_field,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.PositionalArgumentsFormatter(),
-            structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=_OWN_PROCESSORS,
+        logger_factory=_StderrLogger,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
@@ -180,7 +203,7 @@ def _redact_exception_field(_: WrappedLogger, __: str, event_dict: EventDict) ->
     return event_dict
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+def get_logger(name: str) -> FilteringBoundLogger:
     """A structlog logger named after its module."""
-    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    logger: FilteringBoundLogger = structlog.get_logger(name)
     return logger
