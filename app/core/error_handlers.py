@@ -14,16 +14,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import (
     PROBLEM_MEDIA_TYPE,
     AppError,
     FieldError,
+    ServiceUnavailableError,
     framework_code,
     problem_body,
     request_id_of_scope,
 )
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
 
 
 def problem_response(
@@ -164,8 +169,22 @@ def _default_detail(status_code: int) -> str:
     return HTTPStatus(status_code).description or HTTPStatus(status_code).phrase
 
 
+async def _handle_pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONResponse:
+    # Every pooled connection stayed busy for DB_POOL_TIMEOUT_SECONDS: the service is
+    # saturated, not broken. A 503 with Retry-After tells clients (and proxies) to back off.
+    logger.warning("db_pool_exhausted", path=request.url.path)
+    return app_error_response(
+        ServiceUnavailableError(
+            "The service is busy. Retry after the time given in Retry-After.",
+            headers={"Retry-After": "1"},
+        ),
+        request_id=request_id_of(request),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; unhandled exceptions are caught by the request-context middleware."""
     app.exception_handler(AppError)(_handle_app_error)
+    app.exception_handler(PoolTimeoutError)(_handle_pool_timeout)
     app.exception_handler(RequestValidationError)(_handle_validation_error)
     app.exception_handler(StarletteHTTPException)(_handle_http_exception)
