@@ -117,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit=settings.MAX_CONCURRENT_REQUESTS,
         queue_limit=settings.ADMISSION_QUEUE_LIMIT,
         wait_seconds=settings.ADMISSION_WAIT_SECONDS,
+        # Endpoints that hash a password queue for Argon2: a gate of their own.
+        separate=(f"{API_PREFIX}/auth/", f"{API_PREFIX}/users/me/password"),
     )
     if settings.CORS_ORIGINS:
         app.add_middleware(

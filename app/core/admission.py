@@ -29,8 +29,41 @@ from app.core.logging import get_logger
 logger = get_logger(__name__)
 
 
+class _Gate:
+    """One class of requests: `limit` run at once, `queue_limit` wait up to `wait_seconds`."""
+
+    def __init__(self, *, limit: int, queue_limit: int, wait_seconds: float) -> None:
+        self.queue_limit = queue_limit
+        self.wait_seconds = wait_seconds
+        self.slots = asyncio.Semaphore(limit)
+        self.waiting = 0
+
+    async def admit(self) -> bool:
+        if not self.slots.locked():
+            await self.slots.acquire()  # free slot: returns at once
+            return True
+        if self.waiting >= self.queue_limit:
+            logger.info("admission_refused", reason="queue_full", waiting=self.waiting)
+            return False
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.wait_seconds):
+                await self.slots.acquire()
+            return True
+        except TimeoutError:
+            logger.info("admission_refused", reason="waited_too_long", waiting=self.waiting)
+            return False
+        finally:
+            self.waiting -= 1
+
+
 class AdmissionMiddleware:
-    """Run at most `limit` requests at once; queue `queue_limit` more for `wait_seconds`."""
+    """Run at most `limit` requests at once; queue `queue_limit` more for `wait_seconds`.
+
+    `separate` gives path prefixes a gate of their own with the same bounds: password
+    endpoints spend seconds waiting for an Argon2 slot under a login flood, and must not take
+    the slots every other request needs (SPEC §4: logins don't hurt anyone else).
+    """
 
     def __init__(
         self,
@@ -39,22 +72,32 @@ class AdmissionMiddleware:
         limit: int,
         queue_limit: int,
         wait_seconds: float,
+        separate: tuple[str, ...] = (),
         exempt_prefixes: tuple[str, ...] = ("/health/",),
     ) -> None:
         self.app = app
-        self.queue_limit = queue_limit
-        self.wait_seconds = wait_seconds
         self.exempt_prefixes = exempt_prefixes
-        self._slots = asyncio.Semaphore(limit)
-        self.waiting = 0
+
+        def gate() -> _Gate:
+            return _Gate(limit=limit, queue_limit=queue_limit, wait_seconds=wait_seconds)
+
+        self._default = gate()
+        self._separate = [(prefix, gate()) for prefix in separate]
         self.refused = 0
+
+    def _gate(self, path: str) -> _Gate:
+        for prefix, gate in self._separate:
+            if path.startswith(prefix):
+                return gate
+        return self._default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Admit, queue or refuse one HTTP request."""
         if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
             await self.app(scope, receive, send)
             return
-        if not await self._admit():
+        gate = self._gate(scope["path"])
+        if not await gate.admit():
             self.refused += 1
             error = ServiceUnavailableError(
                 "The service is busy. Retry after the time given in Retry-After.",
@@ -66,25 +109,7 @@ class AdmissionMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            self._slots.release()
-
-    async def _admit(self) -> bool:
-        if not self._slots.locked():
-            await self._slots.acquire()  # free slot: returns at once
-            return True
-        if self.waiting >= self.queue_limit:
-            logger.info("admission_refused", reason="queue_full", waiting=self.waiting)
-            return False
-        self.waiting += 1
-        try:
-            async with asyncio.timeout(self.wait_seconds):
-                await self._slots.acquire()
-            return True
-        except TimeoutError:
-            logger.info("admission_refused", reason="waited_too_long", waiting=self.waiting)
-            return False
-        finally:
-            self.waiting -= 1
+            gate.slots.release()
 
 
 class CancelOnDisconnectMiddleware:

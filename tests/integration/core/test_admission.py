@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from sqlalchemy import event, text
 from starlette.types import Message
 
+from app.core.admission import AdmissionMiddleware
 from app.core.dependencies import SessionDep
 from tests.conftest import LogReader
 from tests.integration.conftest import http_client, started_app
@@ -167,3 +168,31 @@ async def test_a_client_that_stays_gets_its_answer() -> None:
     release.set()
     async with started_app(probe) as app, http_client(app) as client:
         assert (await client.get("/probe/slow")).status_code == 200
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_password_endpoints_have_a_gate_of_their_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A login flood waits for Argon2 inside its slots; other requests must still get theirs.
+    monkeypatch.setenv("MAX_CONCURRENT_REQUESTS", "1")
+    monkeypatch.setenv("ADMISSION_QUEUE_LIMIT", "0")
+    async with started_app(probe) as app, http_client(app) as client:
+        assert (await client.get("/health/live")).status_code == 200  # builds the stack
+        admission = _find(app.middleware_stack, AdmissionMiddleware)
+        password_gate = admission._gate("/api/v1/auth/login")
+        await password_gate.slots.acquire()  # the one login slot is busy hashing
+        try:
+            other = await client.get("/api/v1/users/me")  # default gate: still free
+            login = await client.post("/api/v1/auth/login", data={"username": "a", "password": "b"})
+        finally:
+            password_gate.slots.release()
+    assert other.status_code == 401  # admitted, then refused by auth
+    assert login.status_code == 503  # its own gate is full
+
+
+def _find(app: object, kind: type) -> AdmissionMiddleware:
+    while not isinstance(app, kind):
+        app = app.app  # type: ignore[attr-defined]
+    assert isinstance(app, AdmissionMiddleware)
+    return app
