@@ -21,8 +21,9 @@ INSERT INTO ledger_entries (transaction_id, account_id, amount)
 INSERT INTO idempotency_keys
   (user_id, endpoint, key, fingerprint, response_status, response_body, expires_at)
   VALUES (:owner::uuid, 'POST /api/v1/payments', gen_random_uuid()::text, md5(random()::text),
-          201, jsonb_build_object('source_account_id', :src::uuid,
-                                  'destination_account_id', :dst::uuid,
-                                  'amount', :amount::bigint, 'status', 'succeeded'),
+          201, convert_to(json_build_object('source_account_id', :src::uuid,
+                                            'destination_account_id', :dst::uuid,
+                                            'amount', :amount::bigint,
+                                            'status', 'succeeded')::text, 'UTF8'),
           now() + interval '1 day');
 COMMIT;
