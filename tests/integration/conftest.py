@@ -10,11 +10,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
 from app.main import create_app
 from app.users import service as users_service
+from tests.conftest import TEST_REDIS_URL
 from tests.factories import SignedIn, signed_in_user
 
 
@@ -34,6 +36,36 @@ async def http_client(asgi: ASGIApp) -> AsyncIterator[AsyncClient]:
     transport = ASGITransport(app=asgi, raise_app_exceptions=False)
     async with AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
+
+
+@pytest.fixture
+async def empty_redis(migrated_database: str) -> AsyncIterator[None]:
+    """The test Redis database, emptied before and after the test (rate-limit counters)."""
+    redis = Redis.from_url(TEST_REDIS_URL)
+    await redis.flushdb()
+    yield
+    await redis.flushdb()
+    await redis.aclose()
+
+
+def asgi_scope(
+    method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> dict[str, object]:
+    """An HTTP scope as a server would build it, for driving the app with a hand-made receive."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers or [],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
 
 
 @pytest.fixture(scope="session")

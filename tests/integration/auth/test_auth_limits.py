@@ -7,25 +7,17 @@ from collections.abc import AsyncIterator
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
-from redis.asyncio import Redis
 
 from app.core.config import get_settings
-from tests.conftest import TEST_REDIS_URL
 from tests.factories import DEFAULT_PASSWORD, register, unique_email
 from tests.integration.conftest import http_client, started_app
+
+# Rate-limit counters start from zero in every test.
+pytestmark = pytest.mark.usefixtures("empty_redis")
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
-
-
-@pytest.fixture(autouse=True)
-async def _empty_redis(migrated_database: str) -> AsyncIterator[None]:
-    redis = Redis.from_url(TEST_REDIS_URL)
-    await redis.flushdb()
-    yield
-    await redis.flushdb()
-    await redis.aclose()
 
 
 def registration() -> dict[str, str]:

@@ -12,7 +12,7 @@ from starlette.types import Message
 from app.core.admission import AdmissionMiddleware
 from app.core.dependencies import SessionDep
 from tests.conftest import LogReader
-from tests.integration.conftest import http_client, started_app
+from tests.integration.conftest import asgi_scope, http_client, started_app
 
 probe = APIRouter(prefix="/probe")
 release = asyncio.Event()
@@ -102,23 +102,6 @@ async def slow_write(session: SessionDep) -> dict[str, int]:
     return {"ok": 1}
 
 
-def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, object]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-
 @pytest.mark.usefixtures("migrated_database")
 async def test_a_request_whose_client_left_is_cancelled_and_rolled_back(
     log_lines: LogReader,
@@ -139,7 +122,7 @@ async def test_a_request_whose_client_left_is_cancelled_and_rolled_back(
         async def send(message: Message) -> None:
             sent.append(message)
 
-        scope = _scope("POST", "/probe/slow-write", [(b"content-length", b"2")])
+        scope = asgi_scope("POST", "/probe/slow-write", [(b"content-length", b"2")])
         in_transaction.clear()
         endpoint_connections.clear()
         returned: list[object] = []

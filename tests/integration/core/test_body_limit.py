@@ -10,23 +10,7 @@ from httpx import AsyncClient
 from starlette.types import Message
 
 from app.core.config import get_settings
-
-
-def _scope(path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, object]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
+from tests.integration.conftest import asgi_scope
 
 
 async def _call(
@@ -64,7 +48,8 @@ def _status_and_body(sent: list[Message]) -> tuple[int, dict[str, object]]:
 
 async def test_a_declared_oversized_body_is_refused_without_reading_it(app: FastAPI) -> None:
     declared = 51 * 1024 * 1024  # the attack: a 51 MB JSON body on an anonymous endpoint
-    scope = _scope(
+    scope = asgi_scope(
+        "POST",
         "/api/v1/auth/refresh",
         [(b"content-type", b"application/json"), (b"content-length", str(declared).encode())],
     )
@@ -79,7 +64,7 @@ async def test_a_declared_oversized_body_is_refused_without_reading_it(app: Fast
 async def test_a_streamed_oversized_body_stops_being_read_at_the_limit(app: FastAPI) -> None:
     limit = get_settings().MAX_BODY_BYTES
     chunk = b" " * 16384
-    scope = _scope("/api/v1/auth/refresh", [(b"content-type", b"application/json")])
+    scope = asgi_scope("POST", "/api/v1/auth/refresh", [(b"content-type", b"application/json")])
     sent, read = await _call(app, scope, [chunk] * 800)  # ~13 MB, no Content-Length
     status, body = _status_and_body(sent)
     assert status == 413

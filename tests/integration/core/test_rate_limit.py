@@ -6,24 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from app.core.config import get_settings
-from tests.conftest import TEST_REDIS_URL
 from tests.factories import DEFAULT_PASSWORD, register
 from tests.integration.conftest import http_client, started_app
 
+# Rate-limit counters start from zero in every test.
+pytestmark = pytest.mark.usefixtures("empty_redis")
+
 ME = "/api/v1/users/me"
 LOGIN = "/api/v1/auth/login"
-
-
-@pytest.fixture(autouse=True)
-async def _empty_redis(migrated_database: str) -> AsyncIterator[None]:
-    redis = Redis.from_url(TEST_REDIS_URL)
-    await redis.flushdb()
-    yield
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.fixture

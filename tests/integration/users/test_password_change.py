@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator, Awaitable
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient, Response
-from redis.asyncio import Redis
 
 from app.core.config import get_settings
 from app.core.security import PasswordHasher
-from tests.conftest import TEST_REDIS_URL
 from tests.factories import DEFAULT_PASSWORD, SignedIn, register, signed_in_user
 from tests.integration.conftest import http_client, started_app
+
+# Rate-limit counters start from zero in every test.
+pytestmark = pytest.mark.usefixtures("empty_redis")
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"
@@ -121,15 +122,6 @@ async def test_two_concurrent_changes_with_the_same_current_password_cannot_both
 
 
 # --- the current-password check is a password guess: limited like login ------------------
-
-
-@pytest.fixture(autouse=True)
-async def _empty_redis(migrated_database: str) -> AsyncIterator[None]:
-    redis = Redis.from_url(TEST_REDIS_URL)
-    await redis.flushdb()
-    yield
-    await redis.flushdb()
-    await redis.aclose()
 
 
 @pytest.fixture
