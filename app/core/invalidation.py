@@ -43,6 +43,11 @@ from app.core.models import CacheInvalidation
 logger = get_logger(__name__)
 
 
+# Rows applied per pass: bounded memory, and a DELETE ... IN (...) well under the driver's limit
+# of 32,767 bound parameters, however long Redis was away.
+REDRIVE_BATCH = 5_000
+
+
 class Invalidator:
     """Invalidates after commits and re-applies, in every process, what Redis missed."""
 
@@ -122,7 +127,11 @@ class Invalidator:
         try:
             async with self._sessions() as session:
                 rows = (
-                    await session.execute(select(CacheInvalidation.id, CacheInvalidation.scope))
+                    await session.execute(
+                        select(CacheInvalidation.id, CacheInvalidation.scope)
+                        .order_by(CacheInvalidation.id)
+                        .limit(REDRIVE_BATCH)
+                    )
                 ).all()
         except (SQLAlchemyError, OSError) as error:
             logger.warning("cache_redrive_failed", step="read", error=type(error).__name__)
@@ -142,6 +151,10 @@ class Invalidator:
             await self._record(retry)
         outstanding = set() if applied else scopes
         self._cache.set_held(outstanding | self._unrecorded | self._held_during_pass)
+        if applied and len(rows) == REDRIVE_BATCH:
+            # A long outage left more rows than one pass takes: not caught up yet, go on now.
+            self._wake.set()
+            return False
         if applied:
             self._cache.caught_up(failures)
         return applied

@@ -538,3 +538,28 @@ async def test_a_commit_whose_scopes_nobody_claimed_records_them_in_its_own_tran
 
 async def _heard(heard: list[str]) -> bool:
     return bool(heard)
+
+
+async def test_a_long_outage_is_applied_in_batches_until_none_is_left(
+    database: AsyncEngine,
+    outage_database: str,
+    new_path: Callable[[], Awaitable[StallableProxy]],
+    redis_port: int,
+) -> None:
+    # More rows than one DELETE ... IN (...) may bind (asyncpg: 32,767 parameters).
+    scopes = [unique_scope() for _ in range(3)]
+    async with database.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO cache_invalidations (scope) "
+                "SELECT (ARRAY[:a, :b, :c])[1 + n % 3] FROM generate_series(1, 40000) AS n"
+            ),
+            {"a": scopes[0], "b": scopes[1], "c": scopes[2]},
+        )
+    path = await new_path()
+    async with pieces(path, outage_database) as (_, invalidator, _):
+        passes = [await invalidator.redrive() for _ in range(9)]
+    assert passes == [False] * 8 + [True]  # 5,000 rows a pass, then caught up
+    assert await recorded_scopes(database) == []
+    for scope in scopes:
+        assert await generation(redis_port, scope) == 8  # bumped once per pass that saw it
