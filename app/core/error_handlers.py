@@ -89,6 +89,23 @@ def _location(loc: Sequence[Any]) -> list[str]:
     return [str(part) for part in loc if not (isinstance(part, str) and "[" in part)]
 
 
+def _reasons(errors: Sequence[Any]) -> list[Any]:
+    """Drop the "should be None" of an optional field whose value failed for a real reason.
+
+    A string that breaks `Text | None` fails both members; only the string's reason helps.
+    """
+    located = [tuple(_location(error.get("loc", ()))) for error in errors]
+    return [
+        error
+        for error, loc in zip(errors, located, strict=True)
+        if not (
+            error.get("type") == "none_required"
+            and loc[-1:] == ("none",)
+            and any(other[: len(loc) - 1] == loc[:-1] and other != loc for other in located)
+        )
+    ]
+
+
 def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
     # The input value is deliberately left out: it may be a password or a card number.
     fields = [
@@ -97,7 +114,7 @@ def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
             message=str(error.get("msg", "invalid")),
             type=str(error.get("type", "value_error")),
         )
-        for error in errors
+        for error in _reasons(errors)
     ]
     # A model used by two dependencies (the login form and its rate limit) reports twice.
     unique = {(f.field, f.message, f.type): f for f in fields}

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.core.types import Text, storable_text
+from app.core.types import Text
 
 Role = Literal["user", "admin"]
 
@@ -38,10 +38,9 @@ class UserUpdate(BaseModel):
     @field_validator("full_name", mode="before")
     @classmethod
     def _no_null(cls, value: object) -> object:
-        # Checked before the union too, so the error names `full_name` and not a union member.
         if value is None:
             raise ValueError("must be a string; omit the field to leave it unchanged")
-        return storable_text(value) if isinstance(value, str) else value
+        return value
 
     @field_validator("full_name")
     @classmethod
