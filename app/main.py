@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
@@ -29,6 +29,7 @@ from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
 from app.core.redis import RedisBreaker, create_redis
 from app.core.request_context import RequestContextMiddleware
+from app.core.routing import include_flat
 from app.core.security import PasswordHasher
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
@@ -138,15 +139,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
 
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(auth_router)
-    api.include_router(users_router)
-    api.include_router(accounts_router)
-    api.include_router(payments_router)
-    api.include_router(adjustments_router)
-    api.include_router(users_admin_router)
-    app.include_router(api)
-    app.include_router(health_router)
+    # Probes first: they are the most frequent requests and the cheapest to match.
+    include_flat(app, health_router)
+    for router in (
+        auth_router,
+        users_router,
+        accounts_router,
+        payments_router,
+        adjustments_router,
+        users_admin_router,
+    ):
+        include_flat(app, router, prefix=API_PREFIX)
     return app
 
 

@@ -47,7 +47,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await invalidator.after_commit(stale)
 
 
-def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
+async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
     """The session factory, for the rare use case that must run its own short transactions.
 
     Login and the password change use it (neither may hold a pooled connection while Argon2
@@ -62,7 +62,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 
 
-def get_cache(request: Request) -> Cache:
+async def get_cache(request: Request) -> Cache:
     """The cache the lifespan created."""
     cache: Cache = request.app.state.cache
     return cache
@@ -71,7 +71,7 @@ def get_cache(request: Request) -> Cache:
 CacheDep = Annotated[Cache, Depends(get_cache)]
 
 
-def get_password_hasher(request: Request) -> PasswordHasher:
+async def get_password_hasher(request: Request) -> PasswordHasher:
     """The process's Argon2id hasher and its bounded thread pool, owned by the lifespan."""
     hasher: PasswordHasher = request.app.state.password_hasher
     return hasher
@@ -80,7 +80,7 @@ def get_password_hasher(request: Request) -> PasswordHasher:
 PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
-def page_params(
+async def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
     cursor: Annotated[
         str | SkipJsonSchema[None],
