@@ -33,14 +33,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """
     factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     invalidator: Invalidator = request.app.state.invalidator
-    async with factory() as session:
+    async with factory() as session:  # leaving it rolls back whatever was not committed
         stale: set[str] = set()
         try:
-            async with session.begin():
-                yield session
-                # Claimed before the commit, so it does not record them (ADR 0016): they are
-                # invalidated right after it, still before the response.
-                stale = take_stale(session)
+            yield session
+            # Claimed before the commit, so it does not record them (ADR 0016): they are
+            # invalidated right after it, still before the response.
+            stale = take_stale(session)
+            # The transaction begins with the first statement: a request served from the
+            # cache never checks out a connection, and has nothing to commit.
+            if session.in_transaction():
+                try:
+                    await session.commit()
+                except BaseException:
+                    # As `session.begin()` would: a failed COMMIT leaves the transaction
+                    # open on the connection, holding its row locks, until rolled back.
+                    await session.rollback()
+                    raise
         finally:
             # Also when COMMIT itself failed: one in doubt may have landed, and a needless
             # invalidation costs only a cache miss.
