@@ -6,12 +6,14 @@ import asyncio
 import base64
 import json
 import threading
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
 
+import app.core.security as security_module
 from app.core.config import Settings
 from app.core.security import (
     JWT_ALGORITHM,
@@ -47,6 +49,45 @@ def claims(**overrides: Any) -> dict[str, Any]:
 
 def sign(payload: dict[str, Any], key: str = KEY, algorithm: str = JWT_ALGORITHM) -> str:
     return jwt.encode(payload, key, algorithm=algorithm)
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    token, lifetime = create_access_token(subject="user-1", settings=SETTINGS)
+    assert decode_access_token(token, settings=SETTINGS).subject == "user-1"  # now remembered
+    later = datetime.now(UTC).timestamp() + lifetime + SETTINGS.JWT_LEEWAY_SECONDS + 1
+    monkeypatch.setattr("app.core.security.time.time", lambda: later)
+    with pytest.raises(TokenExpiredError):
+        decode_access_token(token, settings=SETTINGS)
+
+
+def test_a_remembered_token_is_refused_before_its_not_before(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token, _ = create_access_token(subject="user-1", settings=SETTINGS)
+    decode_access_token(token, settings=SETTINGS)
+    earlier = datetime.now(UTC).timestamp() - SETTINGS.JWT_LEEWAY_SECONDS - 60
+    monkeypatch.setattr("app.core.security.time.time", lambda: earlier)  # the clock stepped back
+    with pytest.raises(TokenInvalidError):
+        decode_access_token(token, settings=SETTINGS)
+
+
+def test_a_token_remembered_under_one_key_is_refused_under_another() -> None:
+    token, _ = create_access_token(subject="user-1", settings=SETTINGS)
+    decode_access_token(token, settings=SETTINGS)
+    rotated = Settings(SECRET_KEY="r" * 64)  # type: ignore[arg-type]
+    with pytest.raises(TokenInvalidError):
+        decode_access_token(token, settings=rotated)
+
+
+def test_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(security_module, "VERIFIED_TOKENS_MAX", 3)
+    monkeypatch.setattr(security_module, "_verified", OrderedDict())
+    tokens = [create_access_token(subject=f"user-{i}", settings=SETTINGS)[0] for i in range(5)]
+    for token in tokens:
+        decode_access_token(token, settings=SETTINGS)
+    assert len(security_module._verified) <= 3
+    # A forgotten token is verified again, not refused.
+    assert decode_access_token(tokens[0], settings=SETTINGS).subject == "user-0"
 
 
 def b64(data: dict[str, Any]) -> str:
