@@ -47,9 +47,10 @@ async def test_one_access_line_per_request_with_route_template(
 ) -> None:
     await client.get("/health/ready", headers={"X-Request-ID": "req-0002-abcd"})
     await client.get("/no/such/path")
+    await client.get("/api/v1/accounts/3b4c7a52-5b83-4f3e-a9a1-3a4bb8f2c0de")
     access = [line for line in log_lines() if line["logger"] == "app.access"]
-    assert len(access) == 2
-    ready, missing = access
+    assert len(access) == 3
+    ready, missing, api = access
     assert ready["event"] == "request"
     assert ready["method"] == "GET"
     assert ready["route"] == "/health/ready"
@@ -59,6 +60,9 @@ async def test_one_access_line_per_request_with_route_template(
     assert missing["route"] is None
     assert missing["path"] == "/no/such/path"
     assert missing["status"] == 404
+    # The template with its full prefix: one label per operation for the coming metrics.
+    assert api["route"] == "/api/v1/accounts/{account_id}"
+    assert api["status"] == 401
 
 
 async def test_every_line_of_a_request_carries_its_id(
