@@ -104,3 +104,31 @@ def test_a_traceback_is_bounded_whatever_the_locals_of_its_frames(
     assert "RuntimeError: failed with 20000 keys" in err
     assert "key-19999" not in err  # no locals rendered
     assert len(err.splitlines()) < 60
+
+
+def _redact_text_without_shortcuts(text: str) -> str:
+    """The three substitutions, always run: what redact_text's cheap tests must not change."""
+    from app.core import logging as app_logging
+
+    text = app_logging._BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = app_logging._JWT.sub(REDACTED, text)
+    return app_logging._CARD.sub(app_logging._mask_card, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "/api/v1/accounts/3b4c7a52-5b83-4f3e-a9a1-3a4bb8f2c0de",
+        "GET",
+        "2026-12-02T14:14:08.900698Z",
+        "Authorization: BEARER abc.def",
+        "Authorization: ba\u017fic dXNlcjpwYXNz",  # long s: IGNORECASE takes it for an "s"
+        "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln in text",
+        "card 4111 1111 1111 1111 here",
+        "card ٤١١١١١١١١١١١١١١١ in Arabic-Indic digits",
+        "twelve digits 411111111111 only",
+        "",
+    ],
+)
+def test_redact_text_shortcuts_change_nothing(text: str) -> None:
+    assert redact_text(text) == _redact_text_without_shortcuts(text)
