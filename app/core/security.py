@@ -47,6 +47,7 @@ class AccessClaims:
     token_id: str
     issued_at: datetime
     expires_at: datetime
+    not_before: datetime
 
 
 def create_access_token(
@@ -76,7 +77,7 @@ def create_access_token(
 # depends on; the time-bound claims (exp, nbf) are checked again on every use. Bounded: the
 # least recently used are forgotten. Only the event loop's thread touches it.
 VERIFIED_TOKENS_MAX = 4096
-_verified: OrderedDict[tuple[str, str, str, str], tuple[AccessClaims, float]] = OrderedDict()
+_verified: OrderedDict[tuple[str, str, str, str], AccessClaims] = OrderedDict()
 
 
 def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
@@ -87,25 +88,25 @@ def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
         settings.JWT_AUDIENCE,
         settings.JWT_ISSUER,
     )
-    known = _verified.get(key)
-    if known is None:
-        claims, not_before = _verify(token, settings=settings)
-        _verified[key] = (claims, not_before)
+    claims = _verified.get(key)
+    if claims is None:
+        claims = _verify(token, settings=settings)
+        _verified[key] = claims
         while len(_verified) > VERIFIED_TOKENS_MAX:
             _verified.popitem(last=False)
         return claims
     _verified.move_to_end(key)
-    claims, not_before = known
+    # PyJWT's own tests, with the same leeway.
     now = time.time()
-    if now > claims.expires_at.timestamp() + settings.JWT_LEEWAY_SECONDS:
+    if claims.expires_at.timestamp() <= now - settings.JWT_LEEWAY_SECONDS:
         raise TokenExpiredError("token expired")
-    if now < not_before - settings.JWT_LEEWAY_SECONDS:
+    if claims.not_before.timestamp() > now + settings.JWT_LEEWAY_SECONDS:
         raise TokenInvalidError("ImmatureSignatureError")
     return claims
 
 
-def _verify(token: str, *, settings: Settings) -> tuple[AccessClaims, float]:
-    """PyJWT's verification and our own checks; the claims and the `nbf` timestamp."""
+def _verify(token: str, *, settings: Settings) -> AccessClaims:
+    """PyJWT's verification (signature, claims, times) and our own checks of the claims."""
     try:
         claims = jwt.decode(
             token,
@@ -125,15 +126,14 @@ def _verify(token: str, *, settings: Settings) -> tuple[AccessClaims, float]:
     subject, token_id = claims.get("sub"), claims.get("jti")
     if not isinstance(subject, str) or not isinstance(token_id, str):
         raise TokenInvalidError("sub and jti must be strings")
-    # Checked by PyJWT; here its type (a number, not a string), and kept for later uses.
-    not_before = _instant(claims, "nbf").timestamp()
-    access = AccessClaims(
+    return AccessClaims(
         subject=subject,
         token_id=token_id,
         issued_at=_instant(claims, "iat"),
         expires_at=_instant(claims, "exp"),
+        # Checked by PyJWT; `_instant` also checks its type (a number, not a string).
+        not_before=_instant(claims, "nbf"),
     )
-    return access, not_before
 
 
 def _instant(claims: dict[str, object], name: str) -> datetime:
