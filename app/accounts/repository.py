@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, or_, select, text, tuple_, update
+from sqlalchemy import ARRAY, BigInteger, Uuid, bindparam, func, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,12 +27,28 @@ async def get_account(session: AsyncSession, account_id: uuid.UUID) -> Account |
     return await session.get(Account, account_id)
 
 
-async def get_accounts(
+# Built once: this look-up runs before every posting.
+_REFS = select(Account.id, Account.user_id, Account.kind, Account.currency).where(
+    Account.id == func.any(bindparam("account_ids", type_=ARRAY(Uuid())))
+)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """Who owns an account, its kind and its currency, as plain values."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID | None
+    kind: str
+    currency: str
+
+
+async def get_account_rows(
     session: AsyncSession, account_ids: Sequence[uuid.UUID]
-) -> Sequence[Account]:
-    """The accounts with these ids (those that exist), in one query."""
-    result = await session.execute(select(Account).where(Account.id.in_(account_ids)))
-    return result.scalars().all()
+) -> list[AccountRow]:
+    """Owner, kind and currency of the accounts with these ids (those that exist), one query."""
+    result = await session.execute(_REFS, {"account_ids": list(account_ids)})
+    return [AccountRow(*row) for row in result.all()]
 
 
 async def get_user_account(
@@ -68,33 +84,6 @@ async def currencies_of(
     return {row.id: row.currency for row in result.all()}
 
 
-@dataclass(frozen=True)
-class LockedAccount:
-    """What a posting needs of an account it has locked."""
-
-    id: uuid.UUID
-    kind: str
-    currency: str
-    balance: int
-
-
-async def lock_accounts(
-    session: AsyncSession, account_ids: Sequence[uuid.UUID]
-) -> list[LockedAccount]:
-    """Lock the accounts FOR UPDATE, in id order.
-
-    Every posting locks in the same order, so two postings can never wait on each other in a
-    cycle: no deadlock between postings. Plain rows, not ORM objects: this is the hot path.
-    """
-    result = await session.execute(
-        select(Account.id, Account.kind, Account.currency, Account.balance)
-        .where(Account.id.in_(account_ids))
-        .order_by(Account.id)
-        .with_for_update()
-    )
-    return [LockedAccount(*row) for row in result.all()]
-
-
 async def system_account_id(session: AsyncSession, currency: str) -> uuid.UUID:
     """The system account of a currency, created on first use (race-free upsert)."""
     await session.execute(
@@ -112,39 +101,39 @@ async def system_account_id(session: AsyncSession, currency: str) -> uuid.UUID:
     return result.scalar_one()
 
 
-async def add_transaction(
-    session: AsyncSession, kind: str, entries: Sequence[tuple[uuid.UUID, int]]
-) -> uuid.UUID:
-    """Insert a ledger transaction and all its entries: two statements, whatever the count."""
-    transaction_id = uuid.uuid4()
-    await session.execute(insert(LedgerTransaction).values(id=transaction_id, kind=kind))
-    await session.execute(
-        insert(LedgerEntry).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "transaction_id": transaction_id,
-                    "account_id": account_id,
-                    "amount": amount,
-                }
-                for account_id, amount in entries
-            ]
-        )
-    )
-    return transaction_id
+# One call of the migration's PL/pgSQL function (ADR 0021): it locks the accounts in id order,
+# checks them and writes the transaction, its entries and the balances. Built once: the hot path
+# pays for no statement construction.
+_POST = text(
+    "SELECT transaction_id, refusal FROM ledger_post(:kind, :account_ids, :amounts)"
+).bindparams(
+    bindparam("account_ids", type_=ARRAY(Uuid())),
+    bindparam("amounts", type_=ARRAY(BigInteger())),
+)
 
 
-async def set_balances(session: AsyncSession, balances: Mapping[uuid.UUID, int]) -> None:
-    """Write the new balances of locked accounts in one UPDATE (CASE on the id).
+async def post(
+    session: AsyncSession, kind: str, legs: Sequence[tuple[uuid.UUID, int]]
+) -> uuid.UUID | str:
+    """Post one balanced transaction: its id, or the code of the refusal.
 
-    The session's identity map is not synchronised: read balances with a fresh query.
+    A refusal writes nothing and keeps the row locks for the rest of the transaction.
     """
-    await session.execute(
-        update(Account)
-        .where(Account.id.in_(list(balances)))
-        .values(balance=case(dict(balances), value=Account.id), updated_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
+    row = (
+        await session.execute(
+            _POST,
+            {
+                "kind": kind,
+                "account_ids": [account_id for account_id, _ in legs],
+                "amounts": [amount for _, amount in legs],
+            },
+        )
+    ).one()
+    refusal: str | None = row.refusal
+    if refusal is not None:
+        return refusal
+    transaction_id: uuid.UUID = row.transaction_id
+    return transaction_id
 
 
 async def list_entries(

@@ -8,16 +8,15 @@ the new balances. Payments, adjustments and deposits all go through it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository
 from app.accounts.errors import CurrencyMismatchError, InsufficientFundsError
-from app.accounts.models import KIND_SYSTEM, Account, LedgerEntry
+from app.accounts.models import Account, LedgerEntry
 from app.accounts.schemas import (
     AccountCreate,
     AccountList,
@@ -31,15 +30,11 @@ from app.accounts.schemas import (
     SummaryPeriod,
 )
 from app.core.cache import Cache, mark_stale
-from app.core.config import get_settings
 from app.core.errors import AppError, NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.pagination import KeysetPosition, PageParams, build_page
 
 logger = get_logger(__name__)
-
-# PostgreSQL's "deadlock detected" and "could not serialize access": safe to retry.
-_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 async def open_account(
@@ -164,8 +159,8 @@ async def get_account_refs(
     session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, AccountRef]:
     """Owner, kind and currency of each existing account among `account_ids`, in one query."""
-    accounts = await repository.get_accounts(session, account_ids)
-    return {account.id: AccountRef.model_validate(account) for account in accounts}
+    rows = await repository.get_account_rows(session, account_ids)
+    return {row.id: AccountRef.model_validate(row) for row in rows}
 
 
 async def currencies_of(
@@ -180,26 +175,22 @@ async def system_account_id(session: AsyncSession, *, currency: str) -> uuid.UUI
     return await repository.system_account_id(session, currency)
 
 
-def plan_balances(
-    balances: Mapping[uuid.UUID, tuple[int, str]], legs: Sequence[Leg]
-) -> dict[uuid.UUID, int]:
-    """The posting rules, pure: the new balance of every account the legs touch.
+def check_legs(legs: Sequence[Leg]) -> None:
+    """The shape of a posting, pure: two or more non-zero legs that sum to zero.
 
-    `balances` maps account id to (balance, kind). Legs must be at least two, non-zero, on
-    known accounts, and sum to zero; no user account may end below zero.
+    Anything else is a programming error, not a client's: it must never reach the database
+    (where `ledger_post` refuses it too) and answers 500.
     """
     if len(legs) < 2 or any(leg.amount == 0 for leg in legs) or sum(x.amount for x in legs) != 0:
-        # A programming error, not a client's: it must never reach the database (500).
         raise ValueError("a posting needs two or more non-zero legs that sum to zero")
-    new = {account_id: balance for account_id, (balance, _) in balances.items()}
-    for leg in legs:
-        if leg.account_id not in new:
-            raise NotFoundError("No such account.")
-        new[leg.account_id] += leg.amount
-    for account_id, balance in new.items():
-        if balance < 0 and balances[account_id][1] != KIND_SYSTEM:
-            raise InsufficientFundsError
-    return new
+
+
+# The refusal codes of the database's `ledger_post` and the errors they are answered with.
+_REFUSALS: dict[str, Callable[[], AppError]] = {
+    "not_found": lambda: NotFoundError("No such account."),
+    "currency_mismatch": CurrencyMismatchError,
+    "insufficient_funds": InsufficientFundsError,
+}
 
 
 async def post_transaction(
@@ -207,30 +198,19 @@ async def post_transaction(
 ) -> uuid.UUID | Refusal:
     """Move money: one balanced ledger transaction, atomically. Its id, or why it was refused.
 
-    A refusal (insufficient funds, mixed currencies) is a value: nothing was written, but the
-    accounts stay locked for the caller, who may record the refused attempt. Runs in a
-    savepoint and retries a bounded number of times if PostgreSQL reports a deadlock or
-    serialization failure; refusals are never retried.
+    One call of the database's `ledger_post` (ADR 0021): it locks every account in id order,
+    refuses an unknown account, mixed currencies or a user balance below zero, and otherwise
+    writes the transaction, its entries and the new balances. A refusal is a value: nothing
+    was written, but the accounts stay locked for the caller, who may record the refused
+    attempt (releasing them first would let the caller's next write queue for them out of id
+    order: a deadlock the bank-run test found).
     """
-    attempts = get_settings().LEDGER_RETRY_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        try:
-            async with session.begin_nested():
-                outcome = await _post(session, kind=kind, legs=legs)
-        except DBAPIError as error:
-            sqlstate = getattr(error.orig, "sqlstate", None)
-            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
-                raise
-            logger.warning("ledger_post_retry", attempt=attempt, sqlstate=sqlstate)
-            continue
-        # A refusal leaves the savepoint released rather than rolled back: the row locks stay
-        # with the transaction. Rolling back would release them, and the caller's next write
-        # (a failed payment's foreign keys) would then queue for them out of id order: a
-        # deadlock the bank-run test found.
-        if isinstance(outcome, AppError):
-            return Refusal(outcome)
-        return outcome
-    raise AssertionError("unreachable")  # pragma: no cover
+    check_legs(legs)
+    posted = await repository.post(session, kind, [(leg.account_id, leg.amount) for leg in legs])
+    if isinstance(posted, str):
+        return Refusal(_REFUSALS[posted]())
+    mark_stale(session, *{cache_scope(leg.account_id) for leg in legs})
+    return posted
 
 
 async def verify_ledger(session: AsyncSession) -> list[str]:
@@ -252,21 +232,3 @@ async def verify_ledger(session: AsyncSession) -> list[str]:
         for account, balance in await repository.negative_user_accounts(session)
     ]
     return breaches
-
-
-async def _post(
-    session: AsyncSession, *, kind: LedgerKind, legs: Sequence[Leg]
-) -> uuid.UUID | AppError:
-    accounts = await repository.lock_accounts(session, sorted({leg.account_id for leg in legs}))
-    if len({account.currency for account in accounts}) > 1:
-        return CurrencyMismatchError()
-    try:
-        new_balances = plan_balances({a.id: (a.balance, a.kind) for a in accounts}, legs)
-    except AppError as refusal:  # nothing is written yet: refuse, but keep the locks
-        return refusal
-    transaction_id = await repository.add_transaction(
-        session, kind, [(leg.account_id, leg.amount) for leg in legs]
-    )
-    await repository.set_balances(session, new_balances)
-    mark_stale(session, *(cache_scope(account.id) for account in accounts))
-    return transaction_id

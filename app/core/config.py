@@ -94,7 +94,6 @@ class Settings(BaseSettings):
 
     SUPPORTED_CURRENCIES: Annotated[list[str], NoDecode] = ["EUR", "USD", "GBP"]
     IDEMPOTENCY_KEY_TTL_SECONDS: int = Field(default=24 * 3600, ge=60)
-    LEDGER_RETRY_ATTEMPTS: int = Field(default=3, ge=1, le=10)
 
     DATABASE_URL: PostgresDsn = PostgresDsn(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/fastapi_ledger"

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -199,9 +200,31 @@ async def _handle_pool_timeout(request: Request, exc: PoolTimeoutError) -> JSONR
     )
 
 
+# PostgreSQL's "deadlock detected" and "could not serialize access": the transaction was rolled
+# back whole (no idempotency record either), so the same request may simply be sent again.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+async def _handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    # Postings lock in id order and run at READ COMMITTED, so neither should happen; if one
+    # does, it is a conflict to retry (503), not a crash. Anything else stays a crash (500).
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate not in _TRANSIENT_SQLSTATES:
+        raise exc
+    logger.warning("db_transient_conflict", path=request.url.path, sqlstate=sqlstate)
+    return app_error_response(
+        ServiceUnavailableError(
+            "A conflicting update got in the way; nothing was done. Retry the request.",
+            headers={"Retry-After": "1"},
+        ),
+        request_id=request_id_of(request),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; unhandled exceptions are caught by the request-context middleware."""
     app.exception_handler(AppError)(_handle_app_error)
     app.exception_handler(PoolTimeoutError)(_handle_pool_timeout)
+    app.exception_handler(DBAPIError)(_handle_database_error)
     app.exception_handler(RequestValidationError)(_handle_validation_error)
     app.exception_handler(StarletteHTTPException)(_handle_http_exception)

@@ -23,7 +23,6 @@ from app.core.errors import AppError, Refusal, app_error_body
 from app.core.logging import get_logger
 from app.idempotency import repository
 from app.idempotency.errors import IdempotencyKeyInProgressError, IdempotencyKeyReusedError
-from app.idempotency.models import IdempotencyKey
 from app.idempotency.schemas import IdempotentOutcome, IdempotentRequest
 
 logger = get_logger(__name__)
@@ -43,7 +42,7 @@ async def run_once(
     now = datetime.now(UTC)
     stored = await repository.get(session, request.user_id, request.endpoint, request.key)
     if stored is not None and stored.expires_at <= now:
-        await repository.remove(session, stored)
+        await repository.remove(session, stored.id)
         stored = None
     if stored is not None:
         if stored.fingerprint != request.fingerprint:
@@ -72,15 +71,13 @@ async def run_once(
 
     await repository.add(
         session,
-        IdempotencyKey(
-            user_id=request.user_id,
-            endpoint=request.endpoint,
-            key=request.key,
-            fingerprint=request.fingerprint,
-            response_status=status_code,
-            response_body=body,
-            expires_at=now + timedelta(seconds=get_settings().IDEMPOTENCY_KEY_TTL_SECONDS),
-        ),
+        user_id=request.user_id,
+        endpoint=request.endpoint,
+        key=request.key,
+        fingerprint=request.fingerprint,
+        response_status=status_code,
+        response_body=body,
+        expires_at=now + timedelta(seconds=get_settings().IDEMPOTENCY_KEY_TTL_SECONDS),
     )
     return IdempotentOutcome(status_code=status_code, body=body, replayed=False)
 

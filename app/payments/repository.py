@@ -4,20 +4,51 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import KeysetPosition
 from app.payments.models import Payment
 from app.payments.schemas import PaymentFilters
 
+# Built once, executed with plain values: the hot path needs no ORM unit of work (no identity
+# map, no flush plan) for a row it never reads back.
+_INSERT = insert(Payment).returning(Payment.id, Payment.created_at)
 
-async def add(session: AsyncSession, payment: Payment) -> Payment:
-    """Insert a payment and load its server-side defaults (RETURNING: no extra query)."""
-    session.add(payment)
-    await session.flush()
-    return payment
+
+async def insert_payment(
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    source_account_id: uuid.UUID,
+    destination_account_id: uuid.UUID,
+    amount: int,
+    description: str,
+    status: str,
+    failure_code: str | None,
+    ledger_transaction_id: uuid.UUID | None,
+) -> tuple[uuid.UUID, datetime]:
+    """Insert a payment; its id and creation time (RETURNING: no extra query)."""
+    payment_id = uuid.uuid4()
+    row = (
+        await session.execute(
+            _INSERT,
+            {
+                "id": payment_id,
+                "owner_id": owner_id,
+                "source_account_id": source_account_id,
+                "destination_account_id": destination_account_id,
+                "amount": amount,
+                "description": description,
+                "status": status,
+                "failure_code": failure_code,
+                "ledger_transaction_id": ledger_transaction_id,
+            },
+        )
+    ).one()
+    return row.id, row.created_at
 
 
 async def get_owned(

@@ -42,13 +42,6 @@ async def create_payment(
     if not data.currency == source.currency == destination.currency:
         raise CurrencyMismatchError
 
-    payment = Payment(
-        owner_id=owner_id,
-        source_account_id=source.id,
-        destination_account_id=destination.id,
-        amount=data.amount,
-        description=data.description,
-    )
     posted = await accounts_service.post_transaction(
         session,
         kind="payment",
@@ -57,17 +50,37 @@ async def create_payment(
             Leg(account_id=destination.id, amount=data.amount),
         ],
     )
+    # A refused attempt is a business outcome: its record is kept, the answer is 409.
     if isinstance(posted, Refusal):
-        # The failed attempt is a business outcome: its record is kept, the answer is 409.
-        payment.status, payment.failure_code = STATUS_FAILED, posted.error.code
-        await repository.add(session, payment)
-        logger.info("payment_failed", payment_id=str(payment.id), reason=posted.error.code)
+        status, failure_code, transaction_id = STATUS_FAILED, posted.error.code, None
+    else:
+        status, failure_code, transaction_id = STATUS_SUCCEEDED, None, posted
+    payment_id, created_at = await repository.insert_payment(
+        session,
+        owner_id=owner_id,
+        source_account_id=source.id,
+        destination_account_id=destination.id,
+        amount=data.amount,
+        description=data.description,
+        status=status,
+        failure_code=failure_code,
+        ledger_transaction_id=transaction_id,
+    )
+    if isinstance(posted, Refusal):
+        logger.info("payment_failed", payment_id=str(payment_id), reason=failure_code)
         return posted
-    payment.ledger_transaction_id = posted
-    payment.status = STATUS_SUCCEEDED
-    await repository.add(session, payment)
-    logger.info("payment_succeeded", payment_id=str(payment.id), amount=data.amount)
-    return _read(payment, data.currency)
+    logger.info("payment_succeeded", payment_id=str(payment_id), amount=data.amount)
+    return PaymentRead(
+        id=payment_id,
+        status="succeeded",
+        amount=data.amount,
+        currency=data.currency,
+        source_account_id=source.id,
+        destination_account_id=destination.id,
+        description=data.description,
+        failure_code=None,
+        created_at=created_at,
+    )
 
 
 async def get_payment(

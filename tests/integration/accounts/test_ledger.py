@@ -1,8 +1,9 @@
-"""The posting primitive retries PostgreSQL's transient failures; `ledger verify` sees breaches."""
+"""Transient conflicts at the posting answer 503 and write nothing; verify names breaches."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
@@ -14,41 +15,78 @@ from app.accounts import repository
 from app.accounts import service as accounts_service
 from app.accounts.schemas import Leg
 from app.core.errors import Refusal
-from tests.factories import SignedIn, adjust, open_account, signed_in_user
+from tests.factories import (
+    SignedIn,
+    adjust,
+    idempotency_headers,
+    open_account,
+    payment_body,
+    signed_in_user,
+)
 
 
 class FakeDeadlockError(Exception):
     sqlstate = "40P01"
 
 
-async def test_a_deadlock_is_retried_then_the_posting_succeeds(
+async def test_a_deadlock_answers_503_writes_nothing_and_the_same_key_then_succeeds(
     client: AsyncClient, admin: SignedIn, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = await signed_in_user(client)
     source = await open_account(client, user)
     destination = await open_account(client, user, name="other")
     await adjust(client, admin, source["id"], 100)
-    real_lock = repository.lock_accounts
+    real_post = repository.post
     calls = 0
 
-    async def flaky_lock(session: AsyncSession, ids: list[uuid.UUID]) -> object:
+    async def deadlocked_once(*args: Any) -> object:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise DBAPIError("SELECT ... FOR UPDATE", {}, FakeDeadlockError("deadlock detected"))
-        return await real_lock(session, ids)
+            raise DBAPIError("SELECT ledger_post(...)", {}, FakeDeadlockError("deadlock detected"))
+        return await real_post(*args)
 
-    monkeypatch.setattr(repository, "lock_accounts", flaky_lock)
-    await accounts_service.post_transaction(
-        session,
-        kind="payment",
-        legs=[
-            Leg(account_id=uuid.UUID(str(source["id"])), amount=-40),
-            Leg(account_id=uuid.UUID(str(destination["id"])), amount=40),
-        ],
+    monkeypatch.setattr(repository, "post", deadlocked_once)
+    headers = idempotency_headers(user)
+    body = payment_body(source["id"], destination["id"], 40)
+    first = await client.post("/api/v1/payments", json=body, headers=headers)
+    assert first.status_code == 503, first.text
+    assert first.json()["error"] == "service_unavailable"
+    assert first.headers["Retry-After"] == "1"
+    payments = await session.scalar(
+        text("SELECT count(*) FROM payments WHERE source_account_id = :a"), {"a": source["id"]}
     )
+    assert payments == 0  # rolled back whole: no payment, no idempotency record
+    retried = await client.post("/api/v1/payments", json=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert "Idempotent-Replayed" not in retried.headers
     assert calls == 2
     assert await accounts_service.verify_ledger(session) == []
+
+
+async def test_another_database_error_stays_a_500(
+    client: AsyncClient, admin: SignedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await signed_in_user(client)
+    source = await open_account(client, user)
+    destination = await open_account(client, user, name="other")
+    await adjust(client, admin, source["id"], 100)
+
+    class FakeSyntaxError(Exception):
+        sqlstate = "42601"
+
+    async def broken(*args: Any) -> object:
+        raise DBAPIError("SELECT ledger_post(...)", {}, FakeSyntaxError("syntax error"))
+
+    monkeypatch.setattr(repository, "post", broken)
+    response = await client.post(
+        "/api/v1/payments",
+        json=payment_body(source["id"], destination["id"], 40),
+        headers=idempotency_headers(user),
+    )
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "syntax" not in response.text
 
 
 async def test_a_refused_posting_is_a_value_and_writes_nothing(
@@ -72,24 +110,6 @@ async def test_a_refused_posting_is_a_value_and_writes_nothing(
         {"a": source["id"], "b": destination["id"]},
     )
     assert entries == 0
-
-
-async def test_retries_are_bounded(session: AsyncSession, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = 0
-
-    async def always_deadlocked(session: AsyncSession, ids: list[uuid.UUID]) -> object:
-        nonlocal calls
-        calls += 1
-        raise DBAPIError("SELECT ... FOR UPDATE", {}, FakeDeadlockError("deadlock detected"))
-
-    monkeypatch.setattr(repository, "lock_accounts", always_deadlocked)
-    with pytest.raises(DBAPIError):
-        await accounts_service.post_transaction(
-            session,
-            kind="payment",
-            legs=[Leg(account_id=uuid.uuid4(), amount=-1), Leg(account_id=uuid.uuid4(), amount=1)],
-        )
-    assert calls == 3  # LEDGER_RETRY_ATTEMPTS
 
 
 async def test_verify_names_a_drifted_balance(
