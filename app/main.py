@@ -11,6 +11,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import __version__
 from app.accounts.router import router as accounts_router
 from app.adjustments.router import router as adjustments_router
+from app.auth.dependencies import prefetch_principal
 from app.auth.router import router as auth_router
 from app.core.admission import AdmissionMiddleware, CancelOnDisconnectMiddleware
 from app.core.body_limit import BodyLimitMiddleware
@@ -109,7 +110,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # leaves -> trusted-proxy rewrite of the client address -> rate limit (before auth) -> HEAD
     # as GET -> routes.
     app.add_middleware(HeadAsGetMiddleware)
-    app.add_middleware(RateLimitMiddleware, settings=settings, prefix=API_PREFIX)
+    # The rate-limit script also reads the caller's principal ahead (ADR 0022): core names no
+    # domain module, so the wiring hands it auth's idea of which cache entry that is.
+    app.add_middleware(
+        RateLimitMiddleware, settings=settings, prefix=API_PREFIX, prefetch=prefetch_principal
+    )
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
     app.add_middleware(CancelOnDisconnectMiddleware)
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.MAX_BODY_BYTES)

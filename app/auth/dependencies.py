@@ -1,4 +1,8 @@
-"""HTTP dependencies for routers: `CurrentUser`, `AdminUser`, the login form and auth's limits."""
+"""HTTP dependencies for routers: `CurrentUser`, `AdminUser`, the login form and auth's limits.
+
+Also `prefetch_principal`, which `create_app` hands the rate-limit middleware: it names the
+cache entry `CurrentUser` will read, so the principal arrives with the rate-limit verdict.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,15 @@ from typing import Annotated
 
 from fastapi import Depends, Form, Request
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from app.auth import service as auth_service
 from app.auth.errors import ForbiddenError, NotAuthenticatedError
 from app.auth.schemas import PASSWORD_MAX_LENGTH
+from app.core.cache import Entry
 from app.core.config import get_settings
 from app.core.dependencies import CacheDep, SessionDep, SessionFactoryDep
 from app.core.rate_limit import client_ip, enforce, get_rate_limiter
@@ -41,6 +49,20 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
+
+
+def prefetch_principal(scope: Scope) -> list[Entry]:
+    """The cache entry `CurrentUser` will read for this request's bearer token, if it is valid.
+
+    Reads the header as `oauth2_scheme` does. Anything that will be a 401 names nothing: the
+    dependency then answers it exactly as it would without the read ahead (ADR 0022).
+    """
+    authorization = Headers(scope=scope).get("authorization")
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not authorization or scheme.lower() != "bearer" or not token:
+        return []
+    entry = auth_service.principal_entry(token)
+    return [entry] if entry is not None else []
 
 
 async def get_current_user_own_session(

@@ -20,7 +20,7 @@ from app.auth.errors import (
 )
 from app.auth.models import RefreshToken
 from app.auth.schemas import PASSWORD_MAX_LENGTH, TokenPair, UserCreate, password_problems
-from app.core.cache import Cache
+from app.core.cache import Cache, Entry
 from app.core.config import Environment, get_settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
@@ -142,6 +142,20 @@ async def logout(session: AsyncSession, *, refresh_token: str) -> None:
     stored = await repository.get_for_update(session, hash_refresh_token(refresh_token))
     if stored is not None:
         await repository.revoke_family(session, stored.family_id, datetime.now(UTC))
+
+
+def principal_entry(access_token: str) -> Entry | None:
+    """The cache entry `authenticate` will read for this token; None if it would answer 401.
+
+    For reading the principal ahead (ADR 0022). The token is verified as `authenticate` does
+    it, and remembered, so `authenticate`'s own check costs a dictionary lookup.
+    """
+    try:
+        claims = decode_access_token(access_token, settings=get_settings())
+        user_id = uuid.UUID(claims.subject)
+    except (JwtInvalid, ValueError):
+        return None
+    return users_service.principal_cache_entry(user_id)
 
 
 async def authenticate(

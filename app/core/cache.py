@@ -3,7 +3,10 @@
 How a read works (`Cache.get_or_load`):
 
 1. One round trip (a Lua script) fetches the scope's *generation* and the value stored under
-   `<namespace>:<scope>:<name>:g<generation>`.
+   `<namespace>:<scope>:<name>:g<generation>`. An entry can also be read ahead, in another
+   module's round trip (`plan_prefetch`, `serve_prefetched`): the rate-limit middleware reads
+   the caller's principal in its own script, so an authenticated request pays one round trip
+   before its handler, not two (ADR 0022). The same checks apply when the entry is used.
 2. Hit: done. Miss: load from the database — once per process however many requests ask at
    the same time (single flight) — and store it under the generation read in step 1, with a
    TTL as a safety net.
@@ -29,7 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -54,13 +60,59 @@ INVALIDATIONS = table("cache_invalidations", column("scope", Text))
 NOTIFY_CHANNEL = "ledger_cache_invalidations"
 _NOTIFY_PAYLOAD_BYTES = 7900  # Postgres refuses payloads of 8000 bytes or more
 
-# KEYS[1] = generation key, ARGV[1] = value key prefix; returns {generation, value or false}.
-_GET_SCRIPT = """
-local generation = redis.call('GET', KEYS[1]) or '0'
-return {generation, redis.call('GET', ARGV[1] .. generation)}
+# How a script reads entries, in Lua, for `get_or_load` and for other modules' scripts that read
+# entries ahead (`Prefetch`): KEYS[first..] are generation keys, ARGV[first_arg..] the matching
+# value key prefixes; appends {generation, value or false} for each to `reply`.
+READ_ENTRIES_LUA = """
+local function read_entries(first, first_arg, reply)
+    for i = first, #KEYS do
+        local generation = redis.call('GET', KEYS[i]) or '0'
+        reply[#reply + 1] = generation
+        reply[#reply + 1] = redis.call('GET', ARGV[first_arg + i - first] .. generation)
+    end
+    return reply
+end
 """
+_GET_SCRIPT = READ_ENTRIES_LUA + "return read_entries(1, 1, {})"
+
+Entry = tuple[str, str]  # (scope, name)
+# Entries read ahead for the running request: entry -> (generation, stored value or None).
+Prefetched = dict[Entry, tuple[bytes, bytes | None]]
+# Set by `serve_prefetched` for the length of one request: `get_or_load` is called from domain
+# services, which are handed the process's Cache and never see the request (ADR 0022).
+_prefetched: ContextVar[Prefetched | None] = ContextVar("cache_prefetched", default=None)
 
 Loader = Callable[[], Awaitable[dict[str, Any] | None]]
+
+
+@dataclass(frozen=True)
+class Prefetch:
+    """Cache entries for another module's script to read: pass `keys` as KEYS, `prefixes` as ARGV.
+
+    The script reads them with `READ_ENTRIES_LUA`; `results` turns its replies into what
+    `serve_prefetched` serves.
+    """
+
+    entries: tuple[Entry, ...]
+    keys: tuple[str, ...]  # the generation keys
+    prefixes: tuple[str, ...]  # the value key prefixes, one per generation key
+
+    def results(self, replies: Sequence[Any]) -> Prefetched:
+        """The entries and their (generation, value) from the script's flat replies."""
+        return {entry: (replies[2 * i], replies[2 * i + 1]) for i, entry in enumerate(self.entries)}
+
+
+@contextmanager
+def serve_prefetched(prefetched: Prefetched | None) -> Iterator[None]:
+    """While the block runs (one request), `get_or_load` serves these entries without Redis."""
+    token = _prefetched.set(prefetched)
+    try:
+        yield
+    finally:
+        # Anything the request spawned shares the dict: after the request, nobody reads it.
+        if prefetched:
+            prefetched.clear()
+        _prefetched.reset(token)
 
 
 class Cache:
@@ -84,6 +136,7 @@ class Cache:
         self.errors = 0
         self.bypasses = 0
         self.saturated = 0
+        self.prefetch_used = 0  # reads answered by an entry read ahead (hits and misses alike)
 
     @staticmethod
     def _generation_key(scope: str) -> str:
@@ -100,17 +153,36 @@ class Cache:
             and self._breaker.available()
         )
 
+    def plan_prefetch(self, entries: Iterable[Entry]) -> Prefetch | None:
+        """The keys to read these entries ahead; None when Redis may not be read for any of them."""
+        usable = tuple(entry for entry in entries if self._redis_usable(entry[0]))
+        if not usable:
+            return None
+        return Prefetch(
+            entries=usable,
+            keys=tuple(self._generation_key(scope) for scope, _ in usable),
+            prefixes=tuple(self._value_prefix(scope, name) for scope, name in usable),
+        )
+
     async def get_or_load(self, scope: str, name: str, loader: Loader) -> dict[str, Any] | None:
         """The cached value of `name` in `scope`, loading (and storing) it on a miss."""
+        prefetched = _prefetched.get()
+        # Used once: a second read in the same request asks Redis again.
+        fetched = prefetched.pop((scope, name), None) if prefetched else None
+        # Checked now, not only when it was read ahead: a failure or a held scope since then wins.
         if not self._redis_usable(scope):
             self.bypasses += 1
             return await loader()
         prefix = self._value_prefix(scope, name)
-        try:
-            generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
-        except (RedisError, OSError, TimeoutError) as error:
-            self._failed("get", error)
-            return await loader()
+        if fetched is not None:
+            generation, raw = fetched
+            self.prefetch_used += 1
+        else:
+            try:
+                generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
+            except (RedisError, OSError, TimeoutError) as error:
+                self._failed("get", error)
+                return await loader()
         if raw is not None:
             self.hits += 1
             value: dict[str, Any] = json.loads(raw)
@@ -153,6 +225,11 @@ class Cache:
         """
         if not scopes:
             return True
+        prefetched = _prefetched.get()
+        if prefetched:
+            # This request changed them: what it read ahead is older than its own write.
+            for entry in [entry for entry in prefetched if entry[0] in scopes]:
+                del prefetched[entry]
         if not force and not self._breaker.available():
             return False
         try:

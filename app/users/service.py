@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.cache import Cache, mark_stale
+from app.core.cache import Cache, Entry, mark_stale
 from app.core.errors import NotFoundError
 from app.users import repository
 from app.users.errors import EmailTakenError
@@ -61,6 +61,11 @@ def cache_scope(user_id: uuid.UUID) -> str:
     return f"user:{user_id}"
 
 
+def principal_cache_entry(user_id: uuid.UUID) -> Entry:
+    """The cache entry `get_principal` reads, for a caller that has it read ahead (ADR 0022)."""
+    return cache_scope(user_id), "principal"
+
+
 async def get_principal(
     session: AsyncSession, *, user_id: uuid.UUID, cache: Cache | None = None
 ) -> Principal | None:
@@ -77,7 +82,7 @@ async def get_principal(
     if cache is None:
         data = await load()
     else:
-        data = await cache.get_or_load(cache_scope(user_id), "principal", load)
+        data = await cache.get_or_load(*principal_cache_entry(user_id), load)
     return Principal.model_validate(data) if data is not None else None
 
 
