@@ -73,6 +73,21 @@ class Server:
             pytest.fail(f"server did not stop within {timeout}s:\n{self.output()}")
 
 
+# Every server a test started: one whose test failed before stopping it is killed afterwards.
+_started: list[Server] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_server_outlives_its_test() -> Iterator[None]:
+    """Kill what a failed test left running (it kept a port, a pool and a CPU busy)."""
+    yield
+    while _started:
+        server = _started.pop()
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
 def start_server(command: Sequence[str], port: int, env: dict[str, str] | None = None) -> Server:
     """Start `command` and wait until /health/live answers (or fail with its output)."""
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the Server
@@ -85,6 +100,7 @@ def start_server(command: Sequence[str], port: int, env: dict[str, str] | None =
         text=True,
     )
     server = Server(process, f"http://127.0.0.1:{port}", log)
+    _started.append(server)
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
