@@ -73,15 +73,20 @@ class Server:
             pytest.fail(f"server did not stop within {timeout}s:\n{self.output()}")
 
 
-# Every server a test started: one whose test failed before stopping it is killed afterwards.
+# Every server started: one whose test failed before stopping it is killed afterwards.
 _started: list[Server] = []
 
 
 @pytest.fixture(autouse=True)
 def _no_server_outlives_its_test() -> Iterator[None]:
-    """Kill what a failed test left running (it kept a port, a pool and a CPU busy)."""
+    """Kill what a failed test left running (it kept a port, a pool and a CPU busy).
+
+    Only servers started after this fixture: wider-scoped fixtures (a module's server) start
+    theirs before it and stop them themselves.
+    """
+    before = len(_started)
     yield
-    while _started:
+    while len(_started) > before:
         server = _started.pop()
         if server.process.poll() is None:
             server.process.kill()
