@@ -90,7 +90,10 @@ def _no_server_outlives_its_test() -> Iterator[None]:
         server = _started.pop()
         if server.process.poll() is None:
             server.process.kill()
-            server.process.wait()
+            _, log = server.wait(timeout=10)  # also closes the log file
+            # The test failed before reading it: show the server's side (pytest prints a
+            # failed test's captured stderr), the first place to look for why.
+            print(f"server left running, its log:\n{log[-20_000:]}", file=sys.stderr)
 
 
 def start_server(command: Sequence[str], port: int, env: dict[str, str] | None = None) -> Server:
