@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ARRAY, BigInteger, Uuid, bindparam, func, or_, select, text, tuple_
@@ -12,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import KIND_SYSTEM, KIND_USER, Account, LedgerEntry, LedgerTransaction
+from app.accounts.schemas import AccountRef
 from app.core.pagination import KeysetPosition
 
 
@@ -33,22 +33,12 @@ _REFS = select(Account.id, Account.user_id, Account.kind, Account.currency).wher
 )
 
 
-@dataclass(frozen=True)
-class AccountRow:
-    """Who owns an account, its kind and its currency, as plain values."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID | None
-    kind: str
-    currency: str
-
-
-async def get_account_rows(
+async def get_account_refs(
     session: AsyncSession, account_ids: Sequence[uuid.UUID]
-) -> list[AccountRow]:
+) -> list[AccountRef]:
     """Owner, kind and currency of the accounts with these ids (those that exist), one query."""
     result = await session.execute(_REFS, {"account_ids": list(account_ids)})
-    return [AccountRow(*row) for row in result.all()]
+    return [AccountRef.model_validate(row) for row in result.all()]
 
 
 async def get_user_account(

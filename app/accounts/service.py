@@ -159,8 +159,7 @@ async def get_account_refs(
     session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, AccountRef]:
     """Owner, kind and currency of each existing account among `account_ids`, in one query."""
-    rows = await repository.get_account_rows(session, account_ids)
-    return {row.id: AccountRef.model_validate(row) for row in rows}
+    return {ref.id: ref for ref in await repository.get_account_refs(session, account_ids)}
 
 
 async def currencies_of(

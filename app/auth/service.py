@@ -25,6 +25,7 @@ from app.core.config import Environment, get_settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
 from app.core.security import (
+    AccessClaims,
     PasswordHasher,
     create_access_token,
     decode_access_token,
@@ -144,6 +145,20 @@ async def logout(session: AsyncSession, *, refresh_token: str) -> None:
         await repository.revoke_family(session, stored.family_id, datetime.now(UTC))
 
 
+def _verified(access_token: str) -> tuple[AccessClaims, uuid.UUID]:
+    """An access token's checked claims and the user they name; 401 (raised) for anything else."""
+    try:
+        claims = decode_access_token(access_token, settings=get_settings())
+    except JwtExpired:
+        raise TokenExpiredError from None
+    except JwtInvalid:
+        raise InvalidTokenError from None
+    try:
+        return claims, uuid.UUID(claims.subject)
+    except ValueError:
+        raise InvalidTokenError from None
+
+
 def principal_entry(access_token: str) -> Entry | None:
     """The cache entry `authenticate` will read for this token; None if it would answer 401.
 
@@ -151,9 +166,8 @@ def principal_entry(access_token: str) -> Entry | None:
     it, and remembered, so `authenticate`'s own check costs a dictionary lookup.
     """
     try:
-        claims = decode_access_token(access_token, settings=get_settings())
-        user_id = uuid.UUID(claims.subject)
-    except (JwtInvalid, ValueError):
+        _, user_id = _verified(access_token)
+    except (TokenExpiredError, InvalidTokenError):
         return None
     return users_service.principal_cache_entry(user_id)
 
@@ -162,16 +176,7 @@ async def authenticate(
     session: AsyncSession, *, access_token: str, cache: Cache | None = None
 ) -> Principal:
     """The active user an access token speaks for; 401 for anything else."""
-    try:
-        claims = decode_access_token(access_token, settings=get_settings())
-    except JwtExpired:
-        raise TokenExpiredError from None
-    except JwtInvalid:
-        raise InvalidTokenError from None
-    try:
-        user_id = uuid.UUID(claims.subject)
-    except ValueError:
-        raise InvalidTokenError from None
+    claims, user_id = _verified(access_token)
     principal = await users_service.get_principal(session, user_id=user_id, cache=cache)
     if principal is None or not principal.is_active:
         raise InvalidTokenError
