@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install lock run migrate seed fmt lint types imports openapi config-check test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check browser test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,20 +25,33 @@ $(VENV)/.synced: requirements/dev.txt requirements/base.txt
 
 install: $(VENV)/.synced ## Create .venv/ synced exactly to the hash-pinned lock files
 
+# Running the service needs only its own dependencies (requirements/base.txt, by hash), not the
+# dev tool chain: a first `make run` installs those alone. After `make install` the venv has
+# them already (base.txt is resolved within dev.txt's pins), so nothing is installed twice.
+$(VENV)/.runtime: requirements/base.txt
+	@if [ -f $(VENV)/.synced ] && [ $(VENV)/.synced -nt requirements/base.txt ]; then :; else \
+		test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV); \
+		echo "installing the runtime dependencies (requirements/base.txt)"; \
+		$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/base.txt; \
+	fi
+	@touch $@
+
+runtime: $(VENV)/.runtime ## Install only what running the service needs
+
 lock: ## Re-resolve pyproject.toml into requirements/dev.txt and requirements/base.txt
 	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements/dev.txt pyproject.toml
 	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements/dev.txt -o requirements/base.txt pyproject.toml
 
-run: install ## Create the database, migrate, seed, and run the API (Ctrl-C stops everything)
+run: runtime ## Create the database, migrate, seed, and run the API (Ctrl-C stops everything)
 	$(PY) -m app.cli db create
 	$(BIN)/alembic upgrade head
 	$(PY) -m app.cli seed
 	$(PY) -m app.cli run
 
-migrate: install ## Apply migrations to DATABASE_URL
+migrate: runtime ## Apply migrations to DATABASE_URL
 	$(BIN)/alembic upgrade head
 
-seed: install ## Idempotent seed (admin, demo user outside production)
+seed: runtime ## Idempotent seed (admin, demo user outside production)
 	$(PY) -m app.cli seed
 
 fmt: install ## Format and auto-fix
@@ -64,7 +77,15 @@ config-check: install ## Validate CI, compose and Dockerfile offline with each e
 	$(PY) tools/check_compose_refs.py compose.yaml
 	$(BIN)/hadolint docker/Dockerfile
 
-test: install ## Run the whole test suite with branch coverage (fails under 85 %)
+# The browser test drives a real Chromium through Playwright; never `playwright install` (it
+# downloads its own browsers). Debian's package, installed here when it is missing.
+CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM
+browser:
+	@test -x $(CHROMIUM) || { echo "installing chromium"; \
+		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
+
+test: install browser ## Run the whole test suite with branch coverage (fails under 85 %)
 	$(BIN)/pytest
 
 check: lint types imports openapi config-check test ## Exactly what CI runs

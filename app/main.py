@@ -16,8 +16,9 @@ from app.auth.router import router as auth_router
 from app.core.admission import AdmissionMiddleware, CancelOnDisconnectMiddleware
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import Cache
-from app.core.config import Settings, get_settings
+from app.core.config import Environment, Settings, get_settings
 from app.core.db import create_engine, create_session_factory
+from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
 from app.core.http_headers import (
     HeadAsGetMiddleware,
@@ -94,14 +95,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A wallet / payments ledger: double-entry, idempotent, observable.",
         debug=settings.DEBUG,
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by install_docs from packaged bundles instead of FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
         # No trailing-slash redirects: Starlette builds them from the Host header, which a
         # client controls (`Host: evil.example` → `Location: http://evil.example/…`).
         redirect_slashes=False,
     )
-    install_error_handlers(app)
-    install_openapi(app)
+    install_error_handlers(app, oauth2_token_paths=frozenset({f"{API_PREFIX}/auth/login"}))
+    install_openapi(app, currencies=settings.SUPPORTED_CURRENCIES)
 
     # add_middleware wraps what is already there, so the last added runs first. Order of a
     # request: security headers (on every answer, even the last-resort 500) -> request context
@@ -155,6 +158,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_admin_router,
     ):
         include_flat(app, router, prefix=API_PREFIX)
+    # Last: its static-files mount is then matched only after every API route has missed.
+    outside_production = settings.ENVIRONMENT is not Environment.PRODUCTION
+    install_docs(app, persist_authorization=outside_production, root_redirect=outside_production)
     return app
 
 

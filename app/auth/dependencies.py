@@ -35,8 +35,14 @@ _BUDGET_SPENT = (
     "signed in with before, or retry after the time given in Retry-After."
 )
 
-# auto_error=False: a missing header becomes our own 401 in the project's error shape.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+# auto_error=False: a missing header becomes our own 401 in the project's error shape. The
+# scheme's name and description are what Swagger UI's Authorize dialog shows a newcomer.
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/login",
+    scheme_name="SignInWithEmail",
+    description="Your email as `username`, and your password; no client id or scope.",
+    auto_error=False,
+)
 
 
 async def get_current_user(
@@ -100,7 +106,9 @@ AdminUser = Annotated[Principal, Depends(require_admin)]
 class LoginForm(BaseModel):
     """The OAuth2 password grant form (RFC 6749 §4.3.2), as Swagger UI's Authorize sends it."""
 
-    grant_type: Annotated[str, Field(pattern="^password$")] | None = None
+    # An empty form field is an absent one (FastAPI reads `grant_type=` as unset), so the
+    # contract admits "" too: what a client may send, not only what it should.
+    grant_type: Annotated[str, Field(pattern="^(password)?$")] | None = None
     username: Text = Field(max_length=320, description="The account's email.")
     password: Text = Field(max_length=PASSWORD_MAX_LENGTH, json_schema_extra={"format": "password"})
     scope: Text = Field(default="", max_length=1024)

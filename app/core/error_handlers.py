@@ -40,10 +40,16 @@ def problem_response(
     request_id: str | None,
     fields: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    oauth2: bool = False,
 ) -> JSONResponse:
-    """Render one error in the project's shape."""
+    """Render one error in the project's shape (`oauth2`: with a token endpoint's extra field)."""
     body = problem_body(
-        status_code=status_code, code=code, detail=detail, request_id=request_id, fields=fields
+        status_code=status_code,
+        code=code,
+        detail=detail,
+        request_id=request_id,
+        fields=fields,
+        oauth2=oauth2,
     )
     response_headers = dict(headers or {})
     if request_id:
@@ -68,7 +74,9 @@ def request_id_of(request: Request) -> str | None:
     return request_id_of_scope(request.scope)
 
 
-def app_error_response(error: AppError, *, request_id: str | None) -> JSONResponse:
+def app_error_response(
+    error: AppError, *, request_id: str | None, oauth2: bool = False
+) -> JSONResponse:
     """Render an AppError (also used by middleware, which runs outside the handlers)."""
     return problem_response(
         status_code=error.status_code,
@@ -77,11 +85,23 @@ def app_error_response(error: AppError, *, request_id: str | None) -> JSONRespon
         request_id=request_id,
         fields=error.fields,
         headers=error.headers,
+        oauth2=oauth2,
     )
 
 
+# The OAuth2 token endpoints (`install_error_handlers`): their errors also carry
+# `error_description`, which OAuth2 clients show where they would otherwise show only the code.
+_OAUTH2_ENDPOINTS = "oauth2_endpoint_paths"
+
+
+def _at_token_endpoint(request: Request) -> bool:
+    return request.url.path in getattr(request.app.state, _OAUTH2_ENDPOINTS, ())
+
+
 async def _handle_app_error(request: Request, exc: AppError) -> JSONResponse:
-    return app_error_response(exc, request_id=request_id_of(request))
+    return app_error_response(
+        exc, request_id=request_id_of(request), oauth2=_at_token_endpoint(request)
+    )
 
 
 def _location(loc: Sequence[Any]) -> list[str]:
@@ -130,6 +150,7 @@ async def _handle_validation_error(request: Request, exc: RequestValidationError
         detail="The request is not valid: see `fields`.",
         request_id=request_id_of(request),
         fields=fields,
+        oauth2=_at_token_endpoint(request),
     )
 
 
@@ -221,8 +242,14 @@ async def _handle_database_error(request: Request, exc: DBAPIError) -> JSONRespo
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers; unhandled exceptions are caught by the request-context middleware."""
+def install_error_handlers(
+    app: FastAPI, *, oauth2_token_paths: frozenset[str] = frozenset()
+) -> None:
+    """Register the handlers; unhandled exceptions are caught by the request-context middleware.
+
+    Errors of the routes at `oauth2_token_paths` carry RFC 6749's `error_description` too.
+    """
+    setattr(app.state, _OAUTH2_ENDPOINTS, oauth2_token_paths)
     app.exception_handler(AppError)(_handle_app_error)
     app.exception_handler(PoolTimeoutError)(_handle_pool_timeout)
     app.exception_handler(DBAPIError)(_handle_database_error)

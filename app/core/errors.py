@@ -65,6 +65,11 @@ class Problem(BaseModel):
     fields: list[FieldError] | SkipJsonSchema[None] = Field(
         default=None, description="Each failed constraint (validation errors only)."
     )
+    error_description: str | SkipJsonSchema[None] = Field(
+        default=None,
+        description="On the token endpoint only: `detail` again, under the name OAuth2 "
+        "clients (Swagger UI's Authorize among them) show (RFC 6749 §5.2).",
+    )
 
 
 class AppError(Exception):
@@ -156,6 +161,10 @@ def all_error_codes() -> list[str]:
     return sorted(set(_FRAMEWORK_CODES.values()) | {_GENERIC_CODE} | set(_registry))
 
 
+# RFC 9110's names, which Python adopted only in 3.13: the same title on every interpreter.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
 def problem_body(
     *,
     status_code: int,
@@ -163,16 +172,18 @@ def problem_body(
     detail: str,
     request_id: str | None,
     fields: Sequence[FieldError] | None = None,
+    oauth2: bool = False,
 ) -> dict[str, Any]:
-    """The JSON body of one error in the project's shape."""
+    """The JSON body of one error in the project's shape (`oauth2`: as a token endpoint's)."""
     return Problem(
         type=f"{get_settings().PROBLEM_TYPE_PREFIX}{code}",
-        title=HTTPStatus(status_code).phrase,
+        title=_TITLES.get(status_code) or HTTPStatus(status_code).phrase,
         status=status_code,
         error=code,
         detail=detail,
         request_id=request_id,
         fields=list(fields) if fields is not None else None,
+        error_description=detail if oauth2 else None,
     ).model_dump(mode="json", exclude_none=True)
 
 
