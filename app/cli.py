@@ -1,7 +1,9 @@
 """Command line: `python -m app.cli db create | seed | run`.
 
 `run` is a small supervisor: it starts the API (and, once they exist, the worker and the
-scheduler) as child processes and stops them all cleanly on Ctrl-C or SIGTERM.
+scheduler) as child processes, says where the docs are once the API answers, and stops them all
+cleanly on Ctrl-C or SIGTERM. Each child gets the signal the supervisor got: outside production
+Ctrl-C (SIGINT) stops the API at once, while SIGTERM always drains first (`app.server`).
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import FrameType
 
@@ -20,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from app.accounts import service as accounts_service
 from app.adjustments import service as adjustments_service
 from app.auth import service as auth_service
-from app.core.config import Settings, get_settings
+from app.core.config import DEV_DEMO_PASSWORD, Environment, Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.core.security import PasswordHasher
@@ -86,6 +91,38 @@ def _children_commands(settings: Settings) -> list[list[str]]:
     return [[sys.executable, "-m", "app.server"]]
 
 
+def _local_host(settings: Settings) -> str:
+    # A server bound to every interface is reached on loopback from this machine.
+    return "127.0.0.1" if settings.HOST in ("0.0.0.0", "::", "") else settings.HOST  # noqa: S104
+
+
+def welcome(settings: Settings) -> str:
+    """What `make run` prints once the API answers: where to click, and who to sign in as."""
+    host = _local_host(settings)
+    if ":" in host:
+        host = f"[{host}]"
+    lines = [f"fastapi-ledger is up: open http://{host}:{settings.PORT}/docs"]
+    if settings.ENVIRONMENT is not Environment.PRODUCTION:
+        password = settings.DEMO_USER_PASSWORD.get_secret_value()
+        # Only the well-known default is printed; a password of your own stays off the screen.
+        shown = password if password == DEV_DEMO_PASSWORD else "DEMO_USER_PASSWORD from .env"
+        lines.append(f"  Authorize as {settings.DEMO_USER_EMAIL} / {shown} (the seeded demo user)")
+    lines.append("  Ctrl-C stops everything.")
+    return "\n".join(lines)
+
+
+def _announce_when_up(settings: Settings, stop: threading.Event) -> None:
+    address = (_local_host(settings), settings.PORT)
+    deadline = time.monotonic() + 60
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(address, timeout=0.5):
+                print(welcome(settings), flush=True)
+                return
+        except OSError:
+            stop.wait(0.2)
+
+
 def run(settings: Settings) -> int:
     """Start every process of the service and stop them all on Ctrl-C / SIGTERM."""
     # The commands are built from sys.executable and validated settings, never user input.
@@ -94,11 +131,14 @@ def run(settings: Settings) -> int:
         subprocess.Popen(command, process_group=0)  # noqa: S603
         for command in _children_commands(settings)
     ]
+    stopping = threading.Event()
+    threading.Thread(target=_announce_when_up, args=(settings, stopping), daemon=True).start()
 
     def forward(signum: int, _: FrameType | None) -> None:
+        stopping.set()
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGTERM if signum == signal.SIGINT else signum)
+                child.send_signal(signum)
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)

@@ -1,12 +1,16 @@
 """Run the API: one uvicorn process, with a drain phase before the graceful shutdown.
 
-`python -m app.server` is what containers and `make run` start. On SIGTERM (or Ctrl-C):
+`python -m app.server` is what containers and `make run` start. On SIGTERM (and on Ctrl-C in
+production):
 
 1. **Drain** (`DRAIN_SECONDS`): `/health/ready` answers 503 so load balancers and Kubernetes
    stop sending new traffic, while the process keeps serving whatever still arrives.
 2. **Graceful shutdown** (uvicorn): stop accepting, let in-flight requests finish within
    `GRACEFUL_SHUTDOWN_SECONDS`, then run the lifespan's shutdown (close DB and Redis pools).
 3. **Exit 0.** A second signal skips the rest of the drain; a second Ctrl-C forces the exit.
+
+Outside production Ctrl-C (SIGINT) skips the drain: a developer at a terminal has no load
+balancer to wait for. In-flight requests still finish (step 2).
 
 One process per container: scale with replicas, not `--workers` (ADR 0010). The HTTP
 protocol is httptools with bounded request heads and read timeouts (app.core.http_protocol,
@@ -23,7 +27,7 @@ from types import FrameType
 
 import uvicorn
 
-from app.core.config import get_settings
+from app.core.config import Environment, get_settings
 from app.core.http_protocol import BoundedHttpToolsProtocol, RequestBounds
 from app.core.lifecycle import is_draining, start_draining
 from app.core.logging import get_logger
@@ -34,9 +38,12 @@ logger = get_logger(__name__)
 class DrainingServer(uvicorn.Server):
     """uvicorn's server with a drain phase, exiting 0 after a requested shutdown."""
 
-    def __init__(self, config: uvicorn.Config, *, drain_seconds: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, drain_seconds: float, drain_on_interrupt: bool = True
+    ) -> None:
         super().__init__(config)
         self.drain_seconds = drain_seconds
+        self.drain_on_interrupt = drain_on_interrupt
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
@@ -53,7 +60,9 @@ class DrainingServer(uvicorn.Server):
             return
         second_signal = is_draining()
         start_draining()
-        if second_signal or self._loop is None or self.drain_seconds <= 0:
+        interrupted = sig == signal.SIGINT and not self.drain_on_interrupt
+        if second_signal or interrupted or self._loop is None or self.drain_seconds <= 0:
+            logger.info("stopping", signal=signal.Signals(sig).name)
             self.should_exit = True
             return
         logger.info("draining", signal=signal.Signals(sig).name, seconds=self.drain_seconds)
@@ -78,7 +87,11 @@ def main() -> int:
         # httptools, with bounded request heads and read timeouts (ADR 0015).
         http=BoundedHttpToolsProtocol.with_bounds(RequestBounds.from_settings(settings)),
     )
-    server = DrainingServer(config, drain_seconds=settings.DRAIN_SECONDS)
+    server = DrainingServer(
+        config,
+        drain_seconds=settings.DRAIN_SECONDS,
+        drain_on_interrupt=settings.ENVIRONMENT is Environment.PRODUCTION,
+    )
     server.run()
     return 0 if server.started else 1
 

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # Development defaults that must never reach production: start-up refuses them there.
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 - refused in prod
 DEV_ADMIN_PASSWORD = "change-me-admin-password"  # noqa: S105 - refused in prod
+DEV_DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - the demo user exists only outside prod
 KNOWN_WEAK_SECRETS = frozenset(
     {DEV_SECRET_KEY, "changeme", "change-me", "secret", "password", "development"}
 )
@@ -158,7 +159,7 @@ class Settings(BaseSettings):
     FIRST_ADMIN_EMAIL: str = "admin@example.com"
     FIRST_ADMIN_PASSWORD: SecretStr = SecretStr(DEV_ADMIN_PASSWORD)
     DEMO_USER_EMAIL: str = "demo@example.com"
-    DEMO_USER_PASSWORD: SecretStr = SecretStr("demo-password-2026")
+    DEMO_USER_PASSWORD: SecretStr = SecretStr(DEV_DEMO_PASSWORD)
 
     @field_validator("CORS_ORIGINS", "SUPPORTED_CURRENCIES", "TRUSTED_PROXIES", mode="before")
     @classmethod

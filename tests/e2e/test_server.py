@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -61,13 +62,21 @@ def test_invalid_configuration_stops_start_up_with_one_clear_message() -> None:
 
 
 @pytest.mark.usefixtures("migrated_database")
-def test_make_run_supervisor_stops_everything_on_ctrl_c() -> None:
+def test_make_run_supervisor_says_where_the_docs_are_and_stops_at_once_on_ctrl_c() -> None:
     port = free_port()
     running = start_server([sys.executable, "-m", "app.cli", "run"], port, env={"PORT": str(port)})
     assert httpx.get(f"{running.base_url}/health/ready").status_code == 200
+    deadline = time.monotonic() + 10
+    while f"open http://127.0.0.1:{port}/docs" not in running.output():
+        assert time.monotonic() < deadline, running.output()
+        time.sleep(0.1)
+    assert "Authorize as demo@example.com / demo-password-2026" in running.output()
     running.process.send_signal(signal.SIGINT)  # as Ctrl-C sends it
     code, err = running.wait(timeout=30)
     assert code == 0, err
     assert "shutdown_complete" in err
+    # Outside production Ctrl-C skips the drain a load balancer would need (SIGTERM keeps it).
+    assert "draining" not in err
+    assert "SIGTERM" not in err
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{running.base_url}/health/live", timeout=1)
