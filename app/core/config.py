@@ -8,6 +8,7 @@ import math
 import zlib
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
 from limits import parse as parse_limit
@@ -153,6 +154,9 @@ class Settings(BaseSettings):
 
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
+    # Where `make run` and the tests keep an embedded PostgreSQL / Redis when none answers at
+    # the default address (outside production only; app/local_services.py).
+    LOCAL_DATA_DIR: Path = Path(".local")
     GRACEFUL_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)
     DRAIN_SECONDS: float = Field(default=5.0, ge=0, le=120)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -43,11 +42,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def demo_server(migrated_database: str) -> Iterator[Server]:
-    """`make run`'s processes on the test database: seeded, then the supervisor."""
-    seeded = subprocess.run(
-        [sys.executable, "-m", "app.cli", "seed"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert seeded.returncode == 0, seeded.stderr
+    """What `make run` runs, on the test database: it migrates, seeds and serves."""
     port = free_port()
     server = start_server([sys.executable, "-m", "app.cli", "run"], port, env={"PORT": str(port)})
     yield server
