@@ -33,6 +33,7 @@ from app.core.redis import RedisBreaker, create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.core.routing import include_flat
 from app.core.security import PasswordHasher
+from app.deposits.router import router as deposits_router
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
 from app.payments.router import router as payments_router
@@ -154,6 +155,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         accounts_router,
         payments_router,
+        deposits_router,
         adjustments_router,
         users_admin_router,
     ):

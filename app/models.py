@@ -11,6 +11,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.accounts.models",
     "app.payments.models",
     "app.adjustments.models",
+    "app.deposits.models",
     "app.idempotency.models",
     "app.core.models",
 )

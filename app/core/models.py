@@ -25,3 +25,19 @@ class CacheInvalidation(Base):
     recorded_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+
+
+class TaskOutboxEntry(Base):
+    """A task to hand to the broker, committed in the same transaction as what needs it.
+
+    The transactional outbox: a Redis outage right after the commit cannot lose the task,
+    because the row is only deleted once the broker has taken it (app.core.outbox).
+    """
+
+    __tablename__ = "task_outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    task_name: Mapped[str] = mapped_column(Text)
+    # The task's keyword arguments as JSON text (ids only: tasks load what they need).
+    arguments: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

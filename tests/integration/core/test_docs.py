@@ -174,6 +174,7 @@ EXPECTED_WITH_EXAMPLES = {
     "POST /api/v1/auth/refresh": {401},
     # The example account ids belong to nobody until replaced by ids from GET /accounts.
     "POST /api/v1/payments": {404},
+    "POST /api/v1/deposits": {404},
     "POST /api/v1/admin/accounts/{account_id}/adjustments": {403},
     "PATCH /api/v1/admin/users/{user_id}": {403},
 }

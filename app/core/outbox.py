@@ -1,0 +1,63 @@
+"""The transactional outbox: tasks recorded with the commit that needs them, relayed later.
+
+A service that must start background work calls `enqueue(session, task_name, **arguments)`
+inside the request's transaction: the row commits with the effect or not at all. The worker's
+relay (`relay_once`) reads committed rows with `FOR UPDATE SKIP LOCKED`, hands each to the
+broker and deletes it in the same transaction. A crash between the hand-over and the commit
+sends the task again: at-least-once, which is why every task body is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.models import TaskOutboxEntry
+
+# Hands one task to the broker; raises when the broker is unreachable (the row stays).
+Send = Callable[[str, dict[str, Any]], Awaitable[None]]
+BATCH = 100
+
+
+def enqueue(session: AsyncSession, task_name: str, **arguments: str | int) -> None:
+    """Record a task to run once this transaction commits (ids and numbers only)."""
+    session.add(TaskOutboxEntry(task_name=task_name, arguments=json.dumps(arguments)))
+
+
+async def relay_once(sessions: async_sessionmaker[AsyncSession], send: Send) -> int:
+    """Hand every committed outbox row to the broker; how many were sent.
+
+    A failed send (the broker is down) stops the batch: the rows sent before it are deleted,
+    the failed one and the rest stay for the next call, and the error is raised after the commit.
+    """
+    failure: Exception | None = None
+    async with sessions() as session, session.begin():
+        rows = (
+            (
+                await session.execute(
+                    select(TaskOutboxEntry)
+                    .order_by(TaskOutboxEntry.id)
+                    .limit(BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        sent: list[int] = []
+        for row in rows:
+            try:
+                await send(row.task_name, json.loads(row.arguments))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, once the sent rows are gone
+                failure = exc
+                break
+            sent.append(row.id)
+        if sent:
+            await session.execute(delete(TaskOutboxEntry).where(TaskOutboxEntry.id.in_(sent)))
+    if failure is not None:
+        raise failure
+    return len(sent)

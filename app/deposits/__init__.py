@@ -1,0 +1,1 @@
+"""Deposits: top-ups from a card through a payment provider, completed by a worker."""

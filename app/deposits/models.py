@@ -1,0 +1,68 @@
+"""The deposits table: a top-up from a card, pending until the provider has answered."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, func, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+
+STATUS_PENDING = "pending"
+STATUS_SUCCEEDED = "succeeded"
+STATUS_FAILED = "failed"
+
+
+class Deposit(Base):
+    """A top-up. Its currency is the account's (3NF: not stored twice)."""
+
+    __tablename__ = "deposits"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint(
+            f"status IN ('{STATUS_PENDING}', '{STATUS_SUCCEEDED}', '{STATUS_FAILED}')",
+            name="status_valid",
+        ),
+        # Credited exactly when succeeded; a failure says why; a pending one has neither.
+        CheckConstraint(
+            f"(status = '{STATUS_SUCCEEDED}') = (ledger_transaction_id IS NOT NULL)",
+            name="ledger_iff_succeeded",
+        ),
+        CheckConstraint(
+            f"(status = '{STATUS_FAILED}') = (failure_code IS NOT NULL)",
+            name="failure_code_iff_failed",
+        ),
+        # The owner's deposits, newest first.
+        Index(
+            "ix_deposits_owner_id_created_at_id",
+            "owner_id",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
+        # The sweeper's question: which deposits are still pending, oldest first.
+        Index(
+            "ix_deposits_pending_updated_at",
+            "updated_at",
+            postgresql_where=text(f"status = '{STATUS_PENDING}'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default=STATUS_PENDING)
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    ledger_transaction_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), unique=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )

@@ -1,0 +1,91 @@
+"""The transactional outbox: a task row commits with its effect and leaves only once sent."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.models import TaskOutboxEntry
+from app.core.outbox import enqueue, relay_once
+
+
+class BrokerDownError(Exception):
+    pass
+
+
+async def _own_rows(sessions: async_sessionmaker[AsyncSession], marker: str) -> list[str]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(TaskOutboxEntry.task_name)
+            .where(TaskOutboxEntry.arguments.contains(marker))
+            .order_by(TaskOutboxEntry.id)
+        )
+        return list(rows)
+
+
+async def test_a_rolled_back_transaction_leaves_no_task(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    marker = uuid.uuid4().hex
+    async with sessions() as session:
+        await session.begin()
+        enqueue(session, "test.task", marker=marker)
+        await session.flush()  # written inside the transaction…
+        await session.rollback()  # …which then fails: the task goes with it
+    assert await _own_rows(sessions, marker) == []
+
+
+async def test_the_relay_sends_committed_tasks_and_deletes_only_what_was_sent(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    marker = uuid.uuid4().hex
+    async with sessions() as session, session.begin():
+        for name in ("test.first", "test.broker_fails_here", "test.third"):
+            enqueue(session, name, marker=marker)
+    sent: list[tuple[str, dict[str, Any]]] = []
+    down = True
+
+    async def send(task_name: str, arguments: dict[str, Any]) -> None:
+        if task_name == "test.broker_fails_here" and down:
+            raise BrokerDownError
+        sent.append((task_name, arguments))
+
+    with pytest.raises(BrokerDownError):
+        await relay_once(sessions, send)
+    # Sent before the failure: gone. The failed one and those after it: kept, in order.
+    assert ("test.first", {"marker": marker}) in sent
+    assert await _own_rows(sessions, marker) == ["test.broker_fails_here", "test.third"]
+
+    down = False  # the broker is back
+    while await relay_once(sessions, send):
+        pass
+    assert await _own_rows(sessions, marker) == []
+    ours = [name for name, arguments in sent if arguments == {"marker": marker}]
+    assert ours == ["test.first", "test.broker_fails_here", "test.third"]
+
+
+async def test_the_arguments_travel_as_json(sessions: async_sessionmaker[AsyncSession]) -> None:
+    marker = uuid.uuid4().hex
+    async with sessions() as session, session.begin():
+        enqueue(session, "test.json", marker=marker, count=3)
+    async with sessions() as session:
+        stored = await session.scalar(
+            select(TaskOutboxEntry.arguments).where(TaskOutboxEntry.arguments.contains(marker))
+        )
+        assert stored is not None
+        assert json.loads(stored) == {"marker": marker, "count": 3}
+    async with sessions() as session, session.begin():
+        await session.execute(
+            delete(TaskOutboxEntry).where(TaskOutboxEntry.arguments.contains(marker))
+        )
+        left = await session.scalar(
+            select(func.count())
+            .select_from(TaskOutboxEntry)
+            .where(TaskOutboxEntry.arguments.contains(marker))
+        )
+        assert left == 0
