@@ -2,7 +2,7 @@
 
 `run` is what `make run` does: on a machine without PostgreSQL or Redis it starts embedded ones
 (app.local_services), creates the database, migrates and seeds; then, as a small supervisor, it
-starts the API (and, once they exist, the worker and the scheduler) as child processes, says
+starts the API and a worker (and, once it exists, the scheduler) as child processes, says
 where the docs are once the API answers, and stops them all cleanly on Ctrl-C or SIGTERM. Each
 child gets the signal the supervisor got: outside production Ctrl-C (SIGINT) stops the API at
 once, while SIGTERM always drains first (`app.server`).
@@ -96,7 +96,11 @@ async def verify_ledger(settings: Settings) -> list[str]:
 
 
 def _children_commands(settings: Settings) -> list[list[str]]:
-    return [[sys.executable, "-m", "app.server"]]
+    # The API and one worker process (its tasks, and the outbox relay); the scheduler comes next.
+    return [
+        [sys.executable, "-m", "app.server"],
+        [sys.executable, "-m", "taskiq", "worker", "app.worker:broker", "--workers", "1"],
+    ]
 
 
 def _local_host(settings: Settings) -> str:

@@ -152,6 +152,15 @@ class Settings(BaseSettings):
     ADMISSION_QUEUE_LIMIT: int = Field(default=1024, ge=0, le=100_000)
     ADMISSION_WAIT_SECONDS: float = Field(default=5.0, gt=0, le=60)
 
+    # Background work (app.worker, SPEC §6). A task whose worker died (or overran) is handed
+    # to another worker after TASK_REDELIVERY_SECONDS; every task's own timeout is well below.
+    TASK_QUEUE: str = "ledger:tasks"
+    TASK_REDELIVERY_SECONDS: int = Field(default=60, ge=2, le=3600)
+    WORKER_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)
+    OUTBOX_POLL_SECONDS: float = Field(default=1.0, gt=0, le=60)
+    PSP_PROVIDER: Literal["fake"] = "fake"
+    PSP_FAKE_LATENCY_MS: int = Field(default=300, ge=0, le=60_000)
+
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     # Where `make run` and the tests keep an embedded PostgreSQL / Redis when none answers at
