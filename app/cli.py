@@ -36,6 +36,7 @@ from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.core.security import PasswordHasher
 from app.local_services import announce, start_missing
+from app.worker import command as worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -97,10 +98,7 @@ async def verify_ledger(settings: Settings) -> list[str]:
 
 def _children_commands(settings: Settings) -> list[list[str]]:
     # The API and one worker process (its tasks, and the outbox relay); the scheduler comes next.
-    return [
-        [sys.executable, "-m", "app.server"],
-        [sys.executable, "-m", "taskiq", "worker", "app.worker:broker", "--workers", "1"],
-    ]
+    return [[sys.executable, "-m", "app.server"], worker_command(settings)]
 
 
 def _local_host(settings: Settings) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from typing import Any
 
 from taskiq import TaskiqEvents, TaskiqState
 
 from app.core.broker import broker
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging, get_logger
 from app.core.outbox import relay_once
@@ -38,11 +39,26 @@ async def _send(task_name: str, arguments: dict[str, Any]) -> None:
     await task.kiq(**arguments)
 
 
+def command(settings: Settings) -> list[str]:
+    """One worker process; on SIGTERM its running tasks get WORKER_SHUTDOWN_SECONDS to finish."""
+    return [
+        sys.executable,
+        "-m",
+        "taskiq",
+        "worker",
+        "app.worker:broker",
+        "--workers",
+        "1",
+        "--wait-tasks-timeout",
+        str(settings.WORKER_SHUTDOWN_SECONDS),
+    ]
+
+
 async def _relay_forever(state: TaskiqState, every: float) -> None:
     while True:
         try:
-            while await relay_once(state.sessions, _send):
-                pass
+            while sent := await relay_once(state.sessions, _send):
+                logger.info("outbox_relayed", tasks=sent)
         except Exception as exc:  # noqa: BLE001 - Redis or the DB is down: retry on the next tick
             logger.warning("outbox_relay_failed", error=type(exc).__name__)
         await asyncio.sleep(every)

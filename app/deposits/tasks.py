@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import Context, TaskiqDepends
 
 from app.core.broker import broker
+from app.core.logging import get_logger
 from app.deposits import service as deposits_service
 from app.deposits.provider import PaymentProvider, ProviderUnavailableError
 
+logger = get_logger(__name__)
 COMPLETE_TASK = deposits_service.COMPLETE_TASK
 # The provider errors: retried in the task with a growing pause (1, 2, 4, 8 s), all well inside
 # the task's timeout, which is itself well inside TASK_REDELIVERY_SECONDS' default of 60.
@@ -32,6 +34,7 @@ async def complete_deposit(
         request = await deposits_service.charge_request(session, deposit_id=deposit_id)
     if request is None:
         return "final"
+    logger.info("deposit_charging", deposit_id=str(deposit_id), amount=request.amount)
     charge = await provider.charge(
         deposit_id=request.deposit_id, amount=request.amount, currency=request.currency
     )

@@ -9,15 +9,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from typing import IO
 
 import httpx
 import pytest
 
+from app.core.config import get_settings
+from app.worker import command as worker_command
 from tests.e2e.conftest import ROOT, Server, free_port, start_server, uvicorn_command
 from tests.factories import DEFAULT_PASSWORD, unique_email
 
@@ -76,8 +78,8 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
         assert client.get(f"/api/v1/deposits/{paid_in}", headers=auth).json()["status"] == "pending"
 
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "taskiq", "worker", "app.worker:broker", "--workers", "1"],
+        worker = subprocess.Popen(  # noqa: S603 - the command make run uses
+            worker_command(get_settings()),
             cwd=ROOT,
             env={**_environ(), **WORKER_ENV, "TASK_QUEUE": queue},
             stdout=log,
@@ -120,3 +122,50 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
 
 def _environ() -> dict[str, str]:
     return dict(os.environ)
+
+
+def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: str) -> None:
+    with httpx.Client(base_url=api.base_url, timeout=30) as client:
+        auth = _signed_in(client)
+        account = client.post(
+            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
+        ).json()
+        deposit = _deposit(client, auth, account["id"], 3000)
+        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
+        worker = subprocess.Popen(  # noqa: S603 - the command make run uses
+            worker_command(get_settings()),
+            cwd=ROOT,
+            # A slow card: the charge is still running when SIGTERM arrives.
+            env={**_environ(), **WORKER_ENV, "PSP_FAKE_LATENCY_MS": "3000", "TASK_QUEUE": queue},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                log.seek(0)
+                if "deposit_charging" in log.read():
+                    break
+                assert time.monotonic() < deadline, output_so_far(log)
+                assert worker.poll() is None, output_so_far(log)
+                time.sleep(0.1)
+            # The card is being charged (3 s): stop the worker now.
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            log.seek(0)
+            output = log.read()
+            log.close()
+        assert code == 0, output[-5000:]
+        finished = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
+        assert finished["status"] == "succeeded", output[-5000:]
+        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        assert balance["balance"] == 3000
+
+
+def output_so_far(log: IO[str]) -> str:
+    log.seek(0)
+    return log.read()[-5000:]
