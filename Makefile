@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check browser test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -82,13 +82,13 @@ CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 # tests/e2e/test_fresh_laptop.py plays a machine without PostgreSQL or Redis in a network
 # namespace of its own: iproute2's `ip netns`.
-browser:
+test-packages: ## Debian packages the tests need (chromium, iproute2), installed when missing
 	@test -x $(CHROMIUM) || { echo "installing chromium"; \
 		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
 	@command -v ip >/dev/null || { echo "installing iproute2"; \
 		apt-get install -y iproute2 || { apt-get update && apt-get install -y iproute2; }; }
 
-test: install browser ## Run the whole test suite with branch coverage (fails under 85 %)
+test: install test-packages ## Run the whole test suite with branch coverage (fails under 85 %)
 	$(BIN)/pytest
 
 check: lint types imports openapi config-check test ## Exactly what CI runs

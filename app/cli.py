@@ -36,7 +36,6 @@ from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.core.security import PasswordHasher
 from app.local_services import announce, start_missing
-from app.worker import command as worker_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,6 +93,22 @@ async def verify_ledger(settings: Settings) -> list[str]:
             return await accounts_service.verify_ledger(session)
     finally:
         await engine.dispose()
+
+
+def worker_command(settings: Settings) -> list[str]:
+    """One worker process; on SIGTERM its running tasks get WORKER_SHUTDOWN_SECONDS to finish."""
+    # Built here, not in app.worker, so the CLI never imports the broker and its tasks.
+    return [
+        sys.executable,
+        "-m",
+        "taskiq",
+        "worker",
+        "app.worker:broker",
+        "--workers",
+        "1",
+        "--wait-tasks-timeout",
+        str(settings.WORKER_SHUTDOWN_SECONDS),
+    ]
 
 
 def _children_commands(settings: Settings) -> list[list[str]]:

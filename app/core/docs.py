@@ -10,6 +10,8 @@ and the page hands it its settings as a JSON data block, which a browser never e
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,61 +43,72 @@ _PAGE = """<!doctype html>
 """
 
 
-def _page(*, title: str, assets: str, element: str, bundle: str, starter: str, config: Any) -> str:
+@dataclass(frozen=True)
+class _Viewer:
+    """One docs page: which bundle renders the contract, and our file that starts it."""
+
+    path: str
+    name: str
+    element: str
+    bundle: str
+    starter: str
+    stylesheets: tuple[str, ...] = ()
+
+
+_SWAGGER_UI = _Viewer(
+    DOCS_URL,
+    "Swagger UI",
+    "swagger-ui",
+    "swagger-ui-bundle.js",
+    "swagger-start.js",
+    ("swagger-ui.css", "docs.css"),
+)
+_REDOC = _Viewer(REDOC_URL, "ReDoc", "redoc", "redoc.standalone.js", "redoc-start.js")
+
+
+def _page(viewer: _Viewer, *, title: str, assets: str, config: dict[str, Any]) -> str:
     # `<` escaped so no value can close the data block (`</script>`) and become markup.
     data = json.dumps(config, separators=(",", ":")).replace("<", "\\u003c")
-    stylesheet = (
-        f'<link rel="stylesheet" href="{assets}/swagger-ui.css">\n'
-        f'<link rel="stylesheet" href="{assets}/docs.css">'
-        if element == "swagger-ui"
-        else ""
+    stylesheets = "\n".join(
+        f'<link rel="stylesheet" href="{assets}/{name}">' for name in viewer.stylesheets
     )
     return _PAGE.format(
         title=title,
         assets=assets,
-        stylesheet=stylesheet,
-        element=element,
+        stylesheet=stylesheets,
+        element=viewer.element,
         config=data,
-        bundle=bundle,
-        starter=starter,
+        bundle=viewer.bundle,
+        starter=viewer.starter,
     )
+
+
+def _serve(
+    app: FastAPI, viewer: _Viewer, settings: dict[str, Any]
+) -> Callable[[Request], Awaitable[HTMLResponse]]:
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    async def page(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return HTMLResponse(
+            _page(
+                viewer,
+                title=f"{app.title} — {viewer.name}",
+                assets=f"{root}{ASSETS_URL}",
+                config={"url": f"{root}{openapi_url}", **settings},
+            )
+        )
+
+    return page
 
 
 def install_docs(app: FastAPI, *, persist_authorization: bool, root_redirect: bool) -> None:
     """Serve Swagger UI at /docs and ReDoc at /redoc from packaged files; `/` may lead to them."""
-    openapi_url = app.openapi_url or "/openapi.json"
-
-    @app.get(DOCS_URL, include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        config = {
-            "url": f"{root}{openapi_url}",
-            # Sign-in survives a reload (kept in the browser's localStorage): outside production.
-            "persistAuthorization": persist_authorization,
-        }
-        return HTMLResponse(
-            _page(
-                title=f"{app.title} — Swagger UI",
-                assets=f"{root}{ASSETS_URL}",
-                element="swagger-ui",
-                bundle="swagger-ui-bundle.js",
-                starter="swagger-start.js",
-                config=config,
-            )
-        )
-
-    @app.get(REDOC_URL, include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        return HTMLResponse(
-            _page(
-                title=f"{app.title} — ReDoc",
-                assets=f"{root}{ASSETS_URL}",
-                element="redoc",
-                bundle="redoc.standalone.js",
-                starter="redoc-start.js",
-                config={"url": f"{root}{openapi_url}"},
-            )
+    # Sign-in survives a reload (kept in the browser's localStorage): outside production.
+    swagger_settings = {"persistAuthorization": persist_authorization}
+    for viewer, settings in ((_SWAGGER_UI, swagger_settings), (_REDOC, {})):
+        app.add_api_route(
+            viewer.path, _serve(app, viewer, settings), methods=["GET"], include_in_schema=False
         )
 
     if root_redirect:

@@ -18,8 +18,8 @@ from typing import IO
 import httpx
 import pytest
 
+from app.cli import worker_command
 from app.core.config import get_settings
-from app.worker import command as worker_command
 from tests.e2e.conftest import ROOT, Server, free_port, start_server, uvicorn_command
 from tests.factories import DEFAULT_PASSWORD, unique_email
 
@@ -81,7 +81,7 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
         worker = subprocess.Popen(  # noqa: S603 - the command make run uses
             worker_command(get_settings()),
             cwd=ROOT,
-            env={**_environ(), **WORKER_ENV, "TASK_QUEUE": queue},
+            env={**os.environ, **WORKER_ENV, "TASK_QUEUE": queue},
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,
@@ -120,10 +120,6 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
         assert code == 0, output[-5000:]
 
 
-def _environ() -> dict[str, str]:
-    return dict(os.environ)
-
-
 def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: str) -> None:
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
         auth = _signed_in(client)
@@ -136,7 +132,7 @@ def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: s
             worker_command(get_settings()),
             cwd=ROOT,
             # A slow card: the charge is still running when SIGTERM arrives.
-            env={**_environ(), **WORKER_ENV, "PSP_FAKE_LATENCY_MS": "3000", "TASK_QUEUE": queue},
+            env={**os.environ, **WORKER_ENV, "PSP_FAKE_LATENCY_MS": "3000", "TASK_QUEUE": queue},
             stdout=log,
             stderr=subprocess.STDOUT,
             text=True,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from httpx import AsyncClient
 
 from app.core.config import Settings
-from app.core.docs import ASSETS_URL, _page
+from app.core.docs import _REDOC, ASSETS_URL, _page
 from app.core.errors import AppError, all_error_codes
 from app.core.http_headers import DOCS_CSP
 from app.core.openapi import published_openapi
@@ -49,12 +49,7 @@ async def test_docs_pages_load_nothing_from_elsewhere_and_run_no_inline_script(
 
 def test_the_docs_config_block_cannot_be_closed_by_a_value() -> None:
     html = _page(
-        title="t",
-        assets="/a",
-        element="redoc",
-        bundle="b.js",
-        starter="s.js",
-        config={"url": "</script><script>alert(1)</script>"},
+        _REDOC, title="t", assets="/a", config={"url": "</script><script>alert(1)</script>"}
     )
     assert "</script><script>alert" not in html
     assert html.count("</script>") == 3
