@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ from harness import (
     migrate,
     new_database_name,
     open_account,
+    production_secrets,
     progress_logger,
     promote_to_admin,
     sign_up,
@@ -124,8 +124,7 @@ async def main_async(args: argparse.Namespace, database_url: str) -> None:
     os.environ.update(
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
-        SECRET_KEY=secrets.token_urlsafe(48),
-        FIRST_ADMIN_PASSWORD=secrets.token_urlsafe(24),
+        **production_secrets(),
         LOG_LEVEL=args.log_level,
     )
     sys.path.insert(0, str(ROOT))

@@ -75,8 +75,22 @@ PRODUCTION_BENCH_ENV = {
     "LOG_FORMAT": "json",
     "ACCESS_TOKEN_TTL_SECONDS": "3600",
     "DRAIN_SECONDS": "0",
+    # Production refuses the fake provider; the API never calls the provider (the worker does).
+    "PSP_PROVIDER": "http",
     **RAISED_RATE_LIMITS,
 }
+
+
+def production_secrets() -> dict[str, str]:
+    """Production refuses the development secrets: fresh random ones for one run."""
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "FIRST_ADMIN_PASSWORD": secrets.token_urlsafe(24),
+        "PSP_API_KEY": secrets.token_urlsafe(24),
+        "PSP_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+    }
+
+
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 T = TypeVar("T")
@@ -286,9 +300,7 @@ def production_environment(
         DATABASE_URL=database_url,
         REDIS_URL=REDIS_URL,
         PORT=str(port),
-        # Production refuses the development secrets: fresh random ones for this run.
-        SECRET_KEY=secrets.token_urlsafe(48),
-        FIRST_ADMIN_PASSWORD=secrets.token_urlsafe(24),
+        **production_secrets(),
     )
     env.update(PRODUCTION_BENCH_ENV)
     env.update(overrides)

@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEV_SECRET_KEY = "dev-only-secret-key-change-me-0123456789abcdef"  # noqa: S105 - refused in prod
 DEV_ADMIN_PASSWORD = "change-me-admin-password"  # noqa: S105 - refused in prod
 DEV_DEMO_PASSWORD = "demo-password-2026"  # noqa: S105 - the demo user exists only outside prod
+DEV_WEBHOOK_SECRET = "dev-only-webhook-secret"  # noqa: S105 - refused in prod
 KNOWN_WEAK_SECRETS = frozenset(
     {DEV_SECRET_KEY, "changeme", "change-me", "secret", "password", "development"}
 )
@@ -158,8 +159,24 @@ class Settings(BaseSettings):
     TASK_REDELIVERY_SECONDS: int = Field(default=60, ge=2, le=3600)
     WORKER_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)
     OUTBOX_POLL_SECONDS: float = Field(default=1.0, gt=0, le=60)
-    PSP_PROVIDER: Literal["fake"] = "fake"
+    # The payment provider (app/deposits/provider.py): `fake` (SPEC §6's deterministic rules;
+    # refused in production) or `http`, a real one at PSP_BASE_URL. Its webhooks are signed with
+    # PSP_WEBHOOK_SECRET (app/deposits/webhooks.py).
+    PSP_PROVIDER: Literal["fake", "http"] = "fake"
     PSP_FAKE_LATENCY_MS: int = Field(default=300, ge=0, le=60_000)
+    PSP_BASE_URL: str = "https://psp.invalid"
+    PSP_API_KEY: SecretStr = SecretStr("")
+    PSP_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
+    PSP_WEBHOOK_SECRET: SecretStr = SecretStr(DEV_WEBHOOK_SECRET)
+    PSP_WEBHOOK_TOLERANCE_SECONDS: int = Field(default=300, ge=1, le=3600)
+
+    # Receipts (app/core/email.py): `console` logs each email (secrets redacted); `smtp` sends
+    # it (Mailpit in compose).
+    EMAIL_BACKEND: Literal["console", "smtp"] = "console"
+    SMTP_HOST: str = "localhost"
+    SMTP_PORT: int = Field(default=1025, ge=1, le=65535)
+    SMTP_FROM: str = "ledger <no-reply@example.com>"
+    SMTP_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
 
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
@@ -251,6 +268,13 @@ class Settings(BaseSettings):
                 f"FIRST_ADMIN_PASSWORD is too weak: use at least {MIN_ADMIN_PASSWORD_LENGTH} "
                 "characters with some variety (a passphrase of several words will do)"
             )
+        if self.PSP_PROVIDER == "fake":
+            problems.append("PSP_PROVIDER=fake is for tests and the demo: set http")
+        elif not self.PSP_API_KEY.get_secret_value():
+            problems.append("PSP_API_KEY must be set for PSP_PROVIDER=http")
+        webhook_secret = self.PSP_WEBHOOK_SECRET.get_secret_value()
+        if webhook_secret in (DEV_WEBHOOK_SECRET, *KNOWN_WEAK_SECRETS):
+            problems.append("PSP_WEBHOOK_SECRET is a default or known-weak value")
         if self.DEBUG:
             problems.append("DEBUG must be false")
         if "*" in self.CORS_ORIGINS:

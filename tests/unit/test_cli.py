@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import SecretStr
 
 from app.cli import welcome
 from app.core.config import Settings
-
-PRODUCTION: dict[str, Any] = {
-    "ENVIRONMENT": "production",
-    "SECRET_KEY": "Zq3v8L1pX0bN7wR2tY5uE9iO4aS6dF_hJkMn-GcVxB7e",
-    "FIRST_ADMIN_PASSWORD": "a-long-unique-admin-passphrase",
-}
+from tests.production_settings import PRODUCTION
 
 
 def test_welcome_names_the_docs_url_of_the_configured_address_and_the_demo_login() -> None:

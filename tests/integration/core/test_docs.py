@@ -18,6 +18,7 @@ from app.core.openapi import published_openapi
 from app.main import create_app
 from tests.factories import idempotency_headers, open_account, signed_in_user
 from tests.integration.conftest import http_client
+from tests.production_settings import PRODUCTION
 
 # Anything that would make the browser leave this origin: a scheme with a host, or `//host`.
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["'](?:[a-z]+:)?//""", re.IGNORECASE)
@@ -64,11 +65,7 @@ async def test_root_leads_a_newcomer_to_the_docs(client: AsyncClient) -> None:
 async def test_production_keeps_root_a_404_and_forgets_sign_in_on_reload(
     migrated_database: str,
 ) -> None:
-    values: dict[str, Any] = {
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": "Zq3v8L1pX0bN7wR2tY5uE9iO4aS6dF_hJkMn-GcVxB7e",
-        "FIRST_ADMIN_PASSWORD": "a-long-unique-admin-passphrase",
-    }
+    values: dict[str, Any] = dict(PRODUCTION)
     application = create_app(Settings(**values))
     async with http_client(application) as client:
         root = await client.get("/")

@@ -17,17 +17,13 @@ from app.core.config import (
     estimated_entropy_bits,
     get_settings,
 )
+from tests.production_settings import PRODUCTION
 
 STRONG_SECRET = "Zq3v8L1pX0bN7wR2tY5uE9iO4aS6dF_hJkMn-GcVxB7e"
-STRONG_ADMIN_PASSWORD = "a-long-unique-admin-passphrase"
 
 
 def production(**overrides: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": STRONG_SECRET,
-        "FIRST_ADMIN_PASSWORD": STRONG_ADMIN_PASSWORD,
-    }
+    values: dict[str, object] = {**PRODUCTION, "SECRET_KEY": STRONG_SECRET}
     values.update(overrides)
     return values
 
@@ -50,6 +46,9 @@ def test_production_with_strong_values_starts(monkeypatch: pytest.MonkeyPatch) -
         ({"FIRST_ADMIN_PASSWORD": "Password1234"}, "FIRST_ADMIN_PASSWORD is too weak"),
         ({"FIRST_ADMIN_PASSWORD": "x" * 40}, "FIRST_ADMIN_PASSWORD is too weak"),
         ({"DEBUG": "true"}, "DEBUG must be false"),
+        ({"PSP_PROVIDER": "fake"}, "PSP_PROVIDER=fake is for tests and the demo"),
+        ({"PSP_API_KEY": ""}, "PSP_API_KEY must be set"),
+        ({"PSP_WEBHOOK_SECRET": "dev-only-webhook-secret"}, "PSP_WEBHOOK_SECRET is a default"),
         ({"CORS_ORIGINS": "https://a.example,*"}, "CORS_ORIGINS must not contain '*'"),
     ],
 )
