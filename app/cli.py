@@ -1,4 +1,4 @@
-"""Command line: `python -m app.cli db create | seed | ledger verify | run`.
+"""Command line: `python -m app.cli db create | seed | ledger verify | run | webhook`.
 
 `run` is what `make run` does: on a machine without PostgreSQL or Redis it starts embedded ones
 (app.local_services), creates the database, migrates and seeds; then, as a small supervisor, it
@@ -6,12 +6,16 @@ starts the API and a worker (and, once it exists, the scheduler) as child proces
 where the docs are once the API answers, and stops them all cleanly on Ctrl-C or SIGTERM. Each
 child gets the signal the supervisor got: outside production Ctrl-C (SIGINT) stops the API at
 once, while SIGTERM always drains first (`app.server`).
+
+`webhook` plays the payment provider for the demo: it signs an event about a deposit with
+PSP_WEBHOOK_SECRET and posts it to the running API, as the provider would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -19,10 +23,12 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+import httpx
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import make_url, text
@@ -35,6 +41,7 @@ from app.core.config import DEV_DEMO_PASSWORD, Environment, Settings, get_settin
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.core.security import PasswordHasher
+from app.deposits.signature import HEADER, sign
 from app.local_services import announce, start_missing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -207,6 +214,32 @@ def run(settings: Settings, *, env: dict[str, str] | None = None) -> int:
     return max(codes, default=0)
 
 
+def send_webhook(
+    settings: Settings,
+    *,
+    event_type: str,
+    deposit_id: str,
+    failure_code: str | None = None,
+    event_id: str | None = None,
+    url: str | None = None,
+) -> tuple[int, str]:
+    """Sign an event as the provider does and post it to the API; its status and body."""
+    data: dict[str, str] = {"deposit_id": deposit_id}
+    if failure_code is not None:
+        data["failure_code"] = failure_code
+    event = {"id": event_id or f"evt_{uuid.uuid4().hex}", "type": event_type, "data": data}
+    body = json.dumps(event).encode()
+    header = sign(settings.PSP_WEBHOOK_SECRET.get_secret_value(), body)
+    target = url or f"http://{_local_host(settings)}:{settings.PORT}/api/v1/webhooks/psp"
+    response = httpx.post(
+        target,
+        content=body,
+        headers={"Content-Type": "application/json", HEADER: header},
+        timeout=10,
+    )
+    return response.status_code, response.text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m app.cli`."""
     parser = argparse.ArgumentParser(prog="python -m app.cli", description=__doc__)
@@ -227,6 +260,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="make run: embedded PostgreSQL/Redis if none answer, create, migrate, seed, then "
         "run the API (and workers) until Ctrl-C",
     )
+    webhook = commands.add_parser(
+        "webhook", help="sign a payment-provider event with PSP_WEBHOOK_SECRET and post it"
+    )
+    webhook.add_argument("type", choices=["charge.succeeded", "charge.failed"])
+    webhook.add_argument("deposit_id")
+    webhook.add_argument("--failure-code", help="with charge.failed, e.g. card_declined")
+    webhook.add_argument("--event-id", help="send this event id again (it is deduplicated)")
+    webhook.add_argument("--url", help="default: this API's /api/v1/webhooks/psp")
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -246,6 +287,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"BREACH: {breach}", file=sys.stderr)
         print(f"ledger verify: {len(breaches)} breach(es)" if breaches else "ledger verify: OK")
         return 1 if breaches else 0
+    if args.command == "webhook":
+        if args.type == "charge.failed" and args.failure_code is None:
+            parser.error("charge.failed needs --failure-code")
+        status, answer = send_webhook(
+            settings,
+            event_type=args.type,
+            deposit_id=args.deposit_id,
+            failure_code=args.failure_code,
+            event_id=args.event_id,
+            url=args.url,
+        )
+        print(status, answer)
+        return 0 if status == 200 else 1
     return serve(settings)
 
 

@@ -34,6 +34,8 @@ from app.core.request_context import RequestContextMiddleware
 from app.core.routing import include_flat
 from app.core.security import PasswordHasher
 from app.deposits.router import router as deposits_router
+from app.deposits.router import webhooks_router
+from app.deposits.signature import SignatureVerifier
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
 from app.payments.router import router as payments_router
@@ -106,6 +108,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, oauth2_token_paths=frozenset({f"{API_PREFIX}/auth/login"}))
     install_openapi(app, currencies=settings.SUPPORTED_CURRENCIES)
+    app.state.webhook_verifier = SignatureVerifier(
+        secret=settings.PSP_WEBHOOK_SECRET.get_secret_value(),
+        tolerance_seconds=settings.PSP_WEBHOOK_TOLERANCE_SECONDS,
+    )
 
     # add_middleware wraps what is already there, so the last added runs first. Order of a
     # request: security headers (on every answer, even the last-resort 500) -> request context
@@ -156,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         payments_router,
         deposits_router,
+        webhooks_router,
         adjustments_router,
         users_admin_router,
     ):

@@ -18,19 +18,47 @@ from typing import Any
 import yaml
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from app.core.errors import PROBLEM_MEDIA_TYPE, Problem, all_error_codes
 
 _PROBLEM_REF = "#/components/schemas/Problem"
 # Headers the endpoints enforce themselves, to answer a missing one with their own error code
-# (400 idempotency_key_missing) rather than FastAPI's 422: still required in the contract.
-REQUIRED_HEADERS = frozenset({"Idempotency-Key"})
+# (400 idempotency_key_missing, 400 invalid_signature) rather than FastAPI's 422: still
+# required in the contract.
+REQUIRED_HEADERS = frozenset({"Idempotency-Key", "PSP-Signature"})
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries documenting the given error statuses with the Problem body."""
     return {
         code: {"model": Problem, "description": HTTPStatus(code).phrase} for code in status_codes
+    }
+
+
+def raw_json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra=` documenting a JSON body that the endpoint reads itself.
+
+    For an endpoint that must see the raw bytes first (a webhook verifies their signature
+    before parsing): FastAPI then knows no body, so the schema is given here, inlined.
+    """
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline(schema)}},
+        }
     }
 
 

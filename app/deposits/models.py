@@ -66,3 +66,41 @@ class Deposit(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class WebhookEvent(Base):
+    """A provider event already applied: its id's UNIQUE key makes a redelivery a no-op.
+
+    Inserted in the same transaction as the event's effect, so an event is either applied and
+    recorded, or neither (a failed request leaves nothing, and the provider's retry applies it).
+    """
+
+    __tablename__ = "psp_webhook_events"
+    __table_args__ = (
+        CheckConstraint("type IN ('charge.succeeded', 'charge.failed')", name="type_valid"),
+    )
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(32))
+    deposit_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deposits.id", ondelete="RESTRICT"), index=True
+    )
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class DepositReceipt(Base):
+    """The receipt email of a succeeded deposit: claimed before it is sent, so at most one.
+
+    `sent_at` NULL with an old `claimed_at` is a receipt whose worker died between the claim
+    and the server's acceptance: not sent, and never sent twice (the trade-off, ADR 0026).
+    """
+
+    __tablename__ = "deposit_receipts"
+
+    deposit_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("deposits.id", ondelete="RESTRICT"), primary_key=True
+    )
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,20 +1,26 @@
-"""HTTP endpoints of deposits: create (idempotent, 202), read."""
+"""HTTP endpoints of deposits: create (idempotent, 202), read; the provider's webhook."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from app.auth.dependencies import CurrentUser
 from app.core.dependencies import SessionDep
-from app.core.openapi import error_responses
+from app.core.openapi import error_responses, raw_json_body
 from app.deposits import service as deposits_service
-from app.deposits.schemas import DepositCreate, DepositRead
+from app.deposits.schemas import DepositCreate, DepositRead, WebhookEvent, WebhookReceived
+from app.deposits.signature import HEADER, SignatureVerifier
 from app.idempotency import service as idempotency_service
 from app.idempotency.dependencies import IdempotencyDep, outcome_response
 
 router = APIRouter(prefix="/deposits", tags=["deposits"])
+webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
 @router.post(
@@ -46,3 +52,34 @@ async def read_deposit(
 ) -> DepositRead:
     """One of your deposits: `pending`, `succeeded` or `failed` (with `failure_code`)."""
     return await deposits_service.get_deposit(session, owner_id=user.id, deposit_id=deposit_id)
+
+
+@webhooks_router.post(
+    "/psp",
+    operation_id="receive_psp_webhook",
+    responses=error_responses(400, 404, 422),
+    openapi_extra=raw_json_body(WebhookEvent),
+)
+async def receive_psp_webhook(
+    request: Request,
+    session: SessionDep,
+    psp_signature: Annotated[
+        str | SkipJsonSchema[None],
+        Header(alias=HEADER, description="`t=<unix seconds>,v1=<hex>`, one or more `v1`."),
+    ] = None,
+) -> WebhookReceived:
+    """The payment provider's event about a charge, signed with `PSP-Signature`.
+
+    The signature is checked over the raw body before anything is parsed; an event id seen
+    before, or one about a deposit already final, is acknowledged and changes nothing.
+    """
+    body = await request.body()
+    verifier: SignatureVerifier = request.app.state.webhook_verifier
+    verifier.verify(psp_signature, body)
+    try:
+        event = WebhookEvent.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors) from None
+    await deposits_service.apply_webhook(session, event=event)
+    return WebhookReceived(received=True)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.payments.schemas import MAX_AMOUNT
 
@@ -44,3 +44,37 @@ class ChargeRequest(BaseModel):
     deposit_id: uuid.UUID
     amount: int
     currency: str
+
+
+class WebhookData(BaseModel):
+    """What a provider event is about."""
+
+    deposit_id: uuid.UUID
+    failure_code: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Why, on `charge.failed` only."
+    )
+
+
+class WebhookEvent(BaseModel):
+    """A provider event (SPEC §6).
+
+    Fields the provider adds later are ignored, not refused: a refusal would only make it
+    redeliver the same event for days.
+    """
+
+    id: str = Field(min_length=1, max_length=255, description="The provider's event id.")
+    type: Literal["charge.succeeded", "charge.failed"]
+    data: WebhookData
+
+    @model_validator(mode="after")
+    def _failure_has_a_code(self) -> WebhookEvent:
+        """A failed charge says why."""
+        if self.type == "charge.failed" and self.data.failure_code is None:
+            raise ValueError("data.failure_code is required for charge.failed")
+        return self
+
+
+class WebhookReceived(BaseModel):
+    """The answer to every accepted event, a duplicate included."""
+
+    received: Literal[True]

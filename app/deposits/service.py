@@ -10,6 +10,7 @@ or marks it failed. A finished deposit never changes again: running the task twi
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,10 +23,12 @@ from app.core.outbox import enqueue
 from app.deposits import repository
 from app.deposits.models import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Deposit
 from app.deposits.provider import Charge
-from app.deposits.schemas import ChargeRequest, DepositCreate, DepositRead
+from app.deposits.schemas import ChargeRequest, DepositCreate, DepositRead, WebhookEvent
 
 logger = get_logger(__name__)
 COMPLETE_TASK = "deposits.complete"
+RECEIPT_TASK = "deposits.send_receipt"
+WebhookOutcome = Literal["applied", "duplicate", "final"]
 
 
 def _read(deposit: Deposit, currency: str) -> DepositRead:
@@ -109,5 +112,38 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
         raise posted.error
     deposit.status, deposit.ledger_transaction_id = STATUS_SUCCEEDED, posted
     await session.flush()
+    # The receipt's task commits with the credit: whoever finished the deposit (the worker or a
+    # webhook), the receipt is not forgotten.
+    enqueue(session, RECEIPT_TASK, deposit_id=str(deposit.id))
     logger.info("deposit_succeeded", deposit_id=str(deposit.id), amount=deposit.amount)
     return deposit.status
+
+
+async def apply_webhook(session: AsyncSession, *, event: WebhookEvent) -> WebhookOutcome:
+    """Apply a (verified) provider event once: finish its deposit unless it is already final.
+
+    The event id is recorded in this transaction: a redelivery is a `duplicate` and does
+    nothing; an event about a finished deposit is recorded and ignored (`final`).
+    """
+    deposit_id = event.data.deposit_id
+    # Locked first: a worker finishing the same deposit waits, or has finished it already.
+    deposit = await repository.get_for_update(session, deposit_id=deposit_id)
+    if deposit is None:
+        raise NotFoundError("No such deposit.")
+    if not await repository.record_event(
+        session, event_id=event.id, event_type=event.type, deposit_id=deposit_id
+    ):
+        logger.info("webhook_duplicate", event_id=event.id, deposit_id=str(deposit_id))
+        return "duplicate"
+    if deposit.status != STATUS_PENDING:
+        logger.info(
+            "webhook_for_final_deposit", event_id=event.id, status=deposit.status, type=event.type
+        )
+        return "final"
+    if event.type == "charge.succeeded":
+        charge = Charge(status="succeeded")
+    else:
+        charge = Charge(status="declined", failure_code=event.data.failure_code)
+    status = await finish_deposit(session, deposit_id=deposit_id, charge=charge)
+    logger.info("webhook_applied", event_id=event.id, deposit_id=str(deposit_id), status=status)
+    return "applied"
