@@ -1,10 +1,16 @@
-"""The worker process: `taskiq worker app.worker:broker` (SPEC §3, §6).
+"""The worker process: `taskiq worker app.worker:broker`; the scheduler: `app.worker:scheduler`.
 
-It owns what its tasks need (an engine, a session factory, the payment provider), created on
-start-up and closed on shut-down, like the API's lifespan. It also runs the outbox relay: every
-`OUTBOX_POLL_SECONDS` it hands the tasks committed in `task_outbox` to the broker, so a task is
-never lost between a commit and a Redis outage, and a deposit made while no worker ran is
-completed as soon as one starts.
+A worker owns what its tasks need (an engine, a session factory, the payment provider, the email
+sender), created on start-up and closed on shut-down, like the API's lifespan. It also runs the
+outbox relay: every `OUTBOX_POLL_SECONDS` it hands the tasks committed in `task_outbox` to the
+broker, so a task is never lost between a commit and a Redis outage, and a deposit made while
+no worker ran is completed as soon as one starts. The relay pauses while the stream's backlog
+is above `STREAM_HIGH_WATER`: the backlog then waits in Postgres, and the stream never reaches
+the length at which Redis would trim it (ADR 0026).
+
+The scheduler (`taskiq scheduler app.worker:scheduler`, exactly one) sends the periodic jobs on
+their `schedule` labels (the clean-ups in app/auth/tasks.py and app/idempotency/tasks.py, the
+deposits' sweeper in app/deposits/tasks.py); workers run them like any other task.
 """
 
 from __future__ import annotations
@@ -13,36 +19,47 @@ import asyncio
 import contextlib
 from typing import Any
 
-from taskiq import TaskiqEvents, TaskiqState
+from taskiq import TaskiqEvents, TaskiqScheduler, TaskiqState
+from taskiq.schedule_sources import LabelScheduleSource
 
-from app.core.broker import broker
+# Each module's tasks register themselves with the broker when imported.
+from app.auth import tasks as auth_tasks  # noqa: F401 - registers its tasks
+from app.core.broker import STREAM_HIGH_WATER, broker
 from app.core.config import get_settings
 from app.core.db import create_engine, create_session_factory
+from app.core.email import build_email_sender
 from app.core.logging import configure_logging, get_logger
 from app.core.outbox import relay_once
 from app.deposits import tasks as deposits_tasks  # noqa: F401 - registers its tasks
-from app.deposits.provider import FakeProvider
+from app.deposits.provider import build_provider
+from app.idempotency import tasks as idempotency_tasks  # noqa: F401 - registers its tasks
 from app.models import load_all_models
 
-__all__ = ["broker"]
+__all__ = ["broker", "scheduler"]
 
 logger = get_logger(__name__)
 # Every model, so the ORM resolves each foreign key (a deposit names users and accounts).
 load_all_models()
+# Periodic jobs come from the tasks' own `schedule` labels: nothing is stored, nothing pickled.
+scheduler = TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker)])
 
 
 async def _send(task_name: str, arguments: dict[str, Any]) -> None:
     task = broker.find_task(task_name)
-    if task is None:  # a row naming a task this code does not have: keep it, say so
-        raise LookupError(f"unknown task {task_name!r} in the outbox")
+    assert task is not None  # noqa: S101 - relay_once asks only for this broker's tasks
     await task.kiq(**arguments)
 
 
 async def _relay_forever(state: TaskiqState, every: float) -> None:
+    tasks = frozenset(broker.get_all_tasks())
     while True:
         try:
-            while sent := await relay_once(state.sessions, _send):
-                logger.info("outbox_relayed", tasks=sent)
+            backlog = await broker.backlog()
+            if backlog >= STREAM_HIGH_WATER:
+                logger.warning("outbox_relay_paused", backlog=backlog)
+            else:
+                while sent := await relay_once(state.sessions, _send, tasks=tasks):
+                    logger.info("outbox_relayed", tasks=sent)
         except Exception as exc:  # noqa: BLE001 - Redis or the DB is down: retry on the next tick
             logger.warning("outbox_relay_failed", error=type(exc).__name__)
         await asyncio.sleep(every)
@@ -50,21 +67,24 @@ async def _relay_forever(state: TaskiqState, every: float) -> None:
 
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def startup(state: TaskiqState) -> None:
-    """Pools and the provider for the tasks; the outbox relay."""
+    """Pools, the provider and the email sender for the tasks; the outbox relay."""
     settings = get_settings()
     configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
     state.engine = create_engine(settings)
     state.sessions = create_session_factory(state.engine)
-    state.provider = FakeProvider(latency_ms=settings.PSP_FAKE_LATENCY_MS)
+    state.provider = build_provider(settings)
+    state.email = build_email_sender(settings)
     state.relay = asyncio.create_task(_relay_forever(state, settings.OUTBOX_POLL_SECONDS))
-    logger.info("worker_started", queue=settings.TASK_QUEUE)
+    logger.info("worker_started", queue=settings.TASK_QUEUE, provider=settings.PSP_PROVIDER)
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def shutdown(state: TaskiqState) -> None:
-    """Stop relaying, close the pools."""
+    """Stop relaying, close the clients and the pools."""
     state.relay.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await state.relay
+    await state.provider.aclose()
+    await state.email.aclose()
     await state.engine.dispose()
     logger.info("worker_stopped")

@@ -1,32 +1,115 @@
-"""The task broker: TaskIQ on a Redis stream, with acknowledged delivery (ADR 0025).
+"""The task broker: TaskIQ on a Redis stream, with acknowledged delivery (ADR 0025, 0026).
 
 Built from settings at import, as `taskiq worker app.worker:broker` requires. Tasks are declared
 with `@broker.task` in each module's `tasks.py`; nothing in the API process kicks them directly:
 services record them in the transactional outbox (app.core.outbox) and the worker relays them.
 
-- `RedisStreamBroker`: a message stays pending in the consumer group until the task finished
-  and acknowledged it; a worker that dies leaves it to be claimed by another after
-  `TASK_REDELIVERY_SECONDS` (`idle_timeout`).
+- A message stays pending in the consumer group until its task finished and acknowledged it;
+  a worker that dies leaves it to be claimed by another after `TASK_REDELIVERY_SECONDS`.
 - `consumer_id="0"`: the consumer group, made by the first worker that starts, reads the
   stream from its beginning — with taskiq-redis' default `$` a task sent before any worker
   ever ran would be skipped.
 - JSON serialisation (taskiq's default; never pickle): task arguments are ids and numbers.
+
+`LedgerStreamBroker` changes two things of taskiq-redis 1.2.4's `RedisStreamBroker` (ADR 0026):
+1. the acknowledgement also deletes the entry (XACK + XDEL), so the stream holds only what is
+   unread or running. Its length is then the real backlog, which the outbox relay keeps under
+   `STREAM_HIGH_WATER` (`backlog`), far below `STREAM_MAXLEN`: the cap is never reached, so
+   trimming can never drop a message that was not acknowledged;
+2. dead workers' messages are reclaimed (XAUTOCLAIM) after every read, also a read that found
+   nothing new — taskiq-redis reclaims only after a read that returned messages, so a dead
+   worker's task waited for the next new task.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
 from app.core.config import get_settings
 
-_settings = get_settings()
+# What redis-py answers (bytes, since the pool does not decode): per stream, its entries.
+_Entry = tuple[bytes, dict[bytes, bytes]]
+_Read = list[tuple[bytes, list[_Entry]]] | None
+_Claimed = tuple[bytes, list[_Entry], list[bytes]]
 
-broker = RedisStreamBroker(
+_settings = get_settings()
+# Every task's own bound: half the redelivery window (30 s at most), so a task that runs is
+# never handed to a second worker while the first still works on it.
+TASK_TIMEOUT_SECONDS = max(1, min(30, _settings.TASK_REDELIVERY_SECONDS // 2))
+# The stream's hard cap, and the backlog above which the relay leaves tasks in the outbox.
+STREAM_MAXLEN = 100_000
+STREAM_HIGH_WATER = 10_000
+
+
+class LedgerStreamBroker(RedisStreamBroker):
+    """RedisStreamBroker whose stream holds only unacknowledged work (see the module doc)."""
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            async with Redis(connection_pool=self.connection_pool) as redis:
+                pipe = redis.pipeline(transaction=True)
+                pipe.xack(queue_name, self.consumer_group_name, id)
+                pipe.xdel(queue_name, id)
+                await pipe.execute()
+
+        return ack
+
+    def _message(self, stream: bytes | str, entry_id: bytes, fields: Any) -> AckableMessage:
+        return AckableMessage(
+            data=fields[b"data"],
+            ack=self._ack_generator(id=entry_id.decode(), queue_name=_text(stream)),
+        )
+
+    async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        """New messages, then those idle longer than `idle_timeout` (their worker died)."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            while True:
+                fetched: _Read = await redis.xreadgroup(  # type: ignore[assignment]
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    {self.queue_name: ">"},
+                    block=self.block,
+                    count=self.count,
+                )
+                for stream, entries in fetched or []:
+                    for entry_id, fields in entries:
+                        yield self._message(stream, entry_id, fields)
+                # XAUTOCLAIM moves each idle message to this consumer atomically: two workers
+                # calling it at once never both get the same one.
+                claimed: _Claimed = await redis.xautoclaim(  # type: ignore[assignment]
+                    self.queue_name,
+                    self.consumer_group_name,
+                    self.consumer_name,
+                    min_idle_time=self.idle_timeout,
+                    count=self.unacknowledged_batch_size,
+                )
+                for entry_id, fields in claimed[1]:
+                    if fields:  # an entry deleted while pending comes back empty
+                        yield self._message(self.queue_name, entry_id, fields)
+
+    async def backlog(self) -> int:
+        """Messages in the stream: unread, or read and not yet acknowledged."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            length: int = await redis.xlen(self.queue_name)
+            return length
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+broker = LedgerStreamBroker(
     url=str(_settings.REDIS_URL),
     queue_name=_settings.TASK_QUEUE,
     consumer_group_name=f"{_settings.TASK_QUEUE}:workers",
     consumer_id="0",
     idle_timeout=_settings.TASK_REDELIVERY_SECONDS * 1000,
-    # Wake up often enough to reclaim the tasks of dead workers (see the note in ADR 0025).
+    # How often an idle worker wakes up to reclaim the tasks of dead workers.
     xread_block=1000,
+    maxlen=STREAM_MAXLEN,
 )

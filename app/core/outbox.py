@@ -10,7 +10,7 @@ sends the task again: at-least-once, which is why every task body is idempotent.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -28,8 +28,13 @@ def enqueue(session: AsyncSession, task_name: str, **arguments: str | int) -> No
     session.add(TaskOutboxEntry(task_name=task_name, arguments=json.dumps(arguments)))
 
 
-async def relay_once(sessions: async_sessionmaker[AsyncSession], send: Send) -> int:
-    """Hand every committed outbox row to the broker; how many were sent.
+async def relay_once(
+    sessions: async_sessionmaker[AsyncSession], send: Send, *, tasks: Collection[str]
+) -> int:
+    """Hand every committed outbox row of the given `tasks` to the broker; how many were sent.
+
+    Rows naming other tasks stay where they are: a worker of an older release leaves the new
+    release's tasks to the workers that have their code.
 
     A failed send (the broker is down) stops the batch: the rows sent before it are deleted,
     the failed one and the rest stay for the next call, and the error is raised after the commit.
@@ -40,6 +45,7 @@ async def relay_once(sessions: async_sessionmaker[AsyncSession], send: Send) -> 
             (
                 await session.execute(
                     select(TaskOutboxEntry)
+                    .where(TaskOutboxEntry.task_name.in_(tasks))
                     .order_by(TaskOutboxEntry.id)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)

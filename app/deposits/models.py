@@ -47,6 +47,12 @@ class Deposit(Base):
             "updated_at",
             postgresql_where=text(f"status = '{STATUS_PENDING}'"),
         ),
+        # The sweeper's other question: which recent successes still lack a receipt.
+        Index(
+            "ix_deposits_succeeded_updated_at",
+            "updated_at",
+            postgresql_where=text(f"status = '{STATUS_SUCCEEDED}'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(

@@ -5,11 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deposits.models import STATUS_PENDING, Deposit, DepositReceipt, WebhookEvent
+from app.deposits.models import (
+    STATUS_PENDING,
+    STATUS_SUCCEEDED,
+    Deposit,
+    DepositReceipt,
+    WebhookEvent,
+)
 
 
 async def add(session: AsyncSession, deposit: Deposit) -> Deposit:
@@ -105,3 +111,21 @@ async def touch(session: AsyncSession, *, deposit_ids: list[uuid.UUID]) -> None:
         .where(Deposit.id.in_(deposit_ids), Deposit.status == STATUS_PENDING)
         .values(updated_at=func.now())
     )
+
+
+async def unreceipted(
+    session: AsyncSession, *, untouched_for: timedelta, within: timedelta, limit: int
+) -> list[uuid.UUID]:
+    """Succeeded deposits (of the last `within`) whose receipt was never claimed, or given back."""
+    result = await session.execute(
+        select(Deposit.id)
+        .where(
+            Deposit.status == STATUS_SUCCEEDED,
+            Deposit.updated_at < func.now() - untouched_for,
+            Deposit.updated_at > func.now() - within,
+            ~exists().where(DepositReceipt.deposit_id == Deposit.id),
+        )
+        .order_by(Deposit.updated_at)
+        .limit(limit)
+    )
+    return list(result.scalars())

@@ -10,6 +10,8 @@ or marks it failed. A finished deposit never changes again: running the task twi
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import UTC, timedelta
 from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts import service as accounts_service
 from app.accounts.errors import CurrencyMismatchError
 from app.accounts.schemas import Leg
+from app.core.email import Email
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.outbox import enqueue
@@ -24,11 +27,14 @@ from app.deposits import repository
 from app.deposits.models import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Deposit
 from app.deposits.provider import Charge
 from app.deposits.schemas import ChargeRequest, DepositCreate, DepositRead, WebhookEvent
+from app.users import service as users_service
 
 logger = get_logger(__name__)
 COMPLETE_TASK = "deposits.complete"
 RECEIPT_TASK = "deposits.send_receipt"
 WebhookOutcome = Literal["applied", "duplicate", "final"]
+# Receipts are re-driven for a day; an older success without one stays as it is (ADR 0026).
+RECEIPT_SWEEP_WINDOW = timedelta(days=1)
 
 
 def _read(deposit: Deposit, currency: str) -> DepositRead:
@@ -147,3 +153,79 @@ async def apply_webhook(session: AsyncSession, *, event: WebhookEvent) -> Webhoo
     status = await finish_deposit(session, deposit_id=deposit_id, charge=charge)
     logger.info("webhook_applied", event_id=event.id, deposit_id=str(deposit_id), status=status)
     return "applied"
+
+
+# ISO 4217 currencies whose minor unit is not a hundredth (the rest have two decimals).
+_DECIMALS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "JOD": 3}
+
+
+def format_amount(amount: int, currency: str) -> str:
+    """Minor units as a person reads them: 123456 EUR → "1,234.56 EUR"."""
+    decimals = _DECIMALS.get(currency, 2)
+    return f"{amount / 10**decimals:,.{decimals}f} {currency}"
+
+
+async def receipt_email(session: AsyncSession, *, deposit_id: uuid.UUID) -> Email | None:
+    """The receipt of a succeeded deposit, to its owner; None unless it succeeded."""
+    deposit = await repository.get(session, deposit_id=deposit_id)
+    if deposit is None or deposit.status != STATUS_SUCCEEDED:
+        return None
+    owner = await users_service.get_user(session, user_id=deposit.owner_id)
+    account = await accounts_service.get_account_ref(session, account_id=deposit.account_id)
+    assert account is not None  # noqa: S101 - a foreign key guarantees it
+    amount = format_amount(deposit.amount, account.currency)
+    return Email(
+        to=owner.email,
+        subject=f"Deposit received: {amount}",
+        text=(
+            f"Hello {owner.full_name},\n\n"
+            f"{amount} from your card reached your account.\n"
+            f"Deposit: {deposit.id}\nAccount: {deposit.account_id}\n"
+            f"Date: {deposit.updated_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC\n\n"
+            "fastapi-ledger\n"
+        ),
+    )
+
+
+async def claim_receipt(session: AsyncSession, *, deposit_id: uuid.UUID) -> bool:
+    """Claim the one receipt of a deposit before sending it; False if it was claimed before."""
+    return await repository.claim_receipt(session, deposit_id=deposit_id)
+
+
+async def receipt_sent(session: AsyncSession, *, deposit_id: uuid.UUID) -> None:
+    """Record that the mail server accepted the receipt."""
+    await repository.mark_receipt_sent(session, deposit_id=deposit_id)
+
+
+async def release_receipt(session: AsyncSession, *, deposit_id: uuid.UUID) -> None:
+    """Give back the claim of a receipt that was certainly not sent, so it may be sent later."""
+    await repository.release_receipt(session, deposit_id=deposit_id)
+
+
+@dataclass(frozen=True)
+class Swept:
+    """What one sweep handed back to the workers."""
+
+    redriven: int
+    receipts: int
+
+
+async def sweep(session: AsyncSession, *, stale_after: timedelta, limit: int = 500) -> Swept:
+    """Re-drive what a lost task left behind: stale pending deposits, and missing receipts.
+
+    A deposit still pending after `stale_after` (its task failed for good, or waits for the
+    provider's webhook) gets its task again, and is touched so the next sweep waits as long
+    again; a success of the last day without a receipt claim gets its receipt task. Both go
+    through the outbox: they leave with this transaction's commit.
+    """
+    pending = await repository.stale_pending(session, untouched_for=stale_after, limit=limit)
+    if pending:
+        await repository.touch(session, deposit_ids=pending)
+    for deposit_id in pending:
+        enqueue(session, COMPLETE_TASK, deposit_id=str(deposit_id))
+    unreceipted = await repository.unreceipted(
+        session, untouched_for=stale_after, within=RECEIPT_SWEEP_WINDOW, limit=limit
+    )
+    for deposit_id in unreceipted:
+        enqueue(session, RECEIPT_TASK, deposit_id=str(deposit_id))
+    return Swept(redriven=len(pending), receipts=len(unreceipted))

@@ -1,7 +1,8 @@
 """Provider webhook events (deduplicated by their id) and deposit receipts (claimed once).
 
 An event's id is its primary key, inserted with the event's effect: a redelivery conflicts and
-does nothing. A receipt row is claimed before the email is sent: at most one per deposit.
+does nothing. A receipt row is claimed before the email is sent: at most one per deposit; the
+sweeper finds recent successes without one by a partial index.
 
 Revision ID: b738341c4c32
 Revises: 2e825079d54e
@@ -65,10 +66,22 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_psp_webhook_events_deposit_id"), "psp_webhook_events", ["deposit_id"], unique=False
     )
+    op.create_index(
+        "ix_deposits_succeeded_updated_at",
+        "deposits",
+        ["updated_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'succeeded'"),
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index(
+        "ix_deposits_succeeded_updated_at",
+        table_name="deposits",
+        postgresql_where=sa.text("status = 'succeeded'"),
+    )
     op.drop_index(op.f("ix_psp_webhook_events_deposit_id"), table_name="psp_webhook_events")
     op.drop_table("psp_webhook_events")
     op.drop_table("deposit_receipts")

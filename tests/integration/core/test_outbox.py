@@ -49,6 +49,7 @@ async def test_the_relay_sends_committed_tasks_and_deletes_only_what_was_sent(
             enqueue(session, name, marker=marker)
     sent: list[tuple[str, dict[str, Any]]] = []
     down = True
+    tasks = {"test.first", "test.broker_fails_here", "test.third"}
 
     async def send(task_name: str, arguments: dict[str, Any]) -> None:
         if task_name == "test.broker_fails_here" and down:
@@ -56,17 +57,36 @@ async def test_the_relay_sends_committed_tasks_and_deletes_only_what_was_sent(
         sent.append((task_name, arguments))
 
     with pytest.raises(BrokerDownError):
-        await relay_once(sessions, send)
+        await relay_once(sessions, send, tasks=tasks)
     # Sent before the failure: gone. The failed one and those after it: kept, in order.
     assert ("test.first", {"marker": marker}) in sent
     assert await _own_rows(sessions, marker) == ["test.broker_fails_here", "test.third"]
 
     down = False  # the broker is back
-    while await relay_once(sessions, send):
+    while await relay_once(sessions, send, tasks=tasks):
         pass
     assert await _own_rows(sessions, marker) == []
     ours = [name for name, arguments in sent if arguments == {"marker": marker}]
     assert ours == ["test.first", "test.broker_fails_here", "test.third"]
+
+
+async def test_a_task_this_worker_does_not_know_stays_for_one_that_does(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    marker = uuid.uuid4().hex
+    async with sessions() as session, session.begin():
+        enqueue(session, "test.from_a_newer_release", marker=marker)
+        enqueue(session, "test.known", marker=marker)
+    sent: list[str] = []
+
+    async def send(task_name: str, arguments: dict[str, Any]) -> None:
+        sent.append(task_name)
+
+    assert await relay_once(sessions, send, tasks={"test.known"}) == 1
+    assert sent == ["test.known"]
+    assert await _own_rows(sessions, marker) == ["test.from_a_newer_release"]
+    assert await relay_once(sessions, send, tasks={"test.from_a_newer_release"}) == 1
+    assert await _own_rows(sessions, marker) == []
 
 
 async def test_the_arguments_travel_as_json(sessions: async_sessionmaker[AsyncSession]) -> None:

@@ -1,0 +1,27 @@
+"""The refresh tokens' periodic clean-up, sent by the scheduler (app.worker:scheduler)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from taskiq import Context, TaskiqDepends
+
+from app.auth import service as auth_service
+from app.core.broker import TASK_TIMEOUT_SECONDS, broker
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
+
+
+@broker.task(
+    task_name="auth.delete_expired_refresh_tokens",
+    timeout=TASK_TIMEOUT_SECONDS,
+    schedule=[{"cron": "7 * * * *"}],
+)
+async def delete_expired_refresh_tokens_task(context: Annotated[Context, TaskiqDepends()]) -> int:
+    """Delete the refresh tokens past their expiry; how many."""
+    async with context.state.sessions() as session, session.begin():
+        deleted = await auth_service.delete_expired_refresh_tokens(session, now=datetime.now(UTC))
+    logger.info("refresh_tokens_deleted", count=deleted)
+    return deleted

@@ -1,0 +1,27 @@
+"""The idempotency keys' periodic clean-up, sent by the scheduler (app.worker:scheduler)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from taskiq import Context, TaskiqDepends
+
+from app.core.broker import TASK_TIMEOUT_SECONDS, broker
+from app.core.logging import get_logger
+from app.idempotency import service as idempotency_service
+
+logger = get_logger(__name__)
+
+
+@broker.task(
+    task_name="idempotency.delete_expired",
+    timeout=TASK_TIMEOUT_SECONDS,
+    schedule=[{"cron": "*/15 * * * *"}],
+)
+async def delete_expired_keys_task(context: Annotated[Context, TaskiqDepends()]) -> int:
+    """Delete the keys past their expiry (24 h by default); how many."""
+    async with context.state.sessions() as session, session.begin():
+        deleted = await idempotency_service.delete_expired_keys(session, now=datetime.now(UTC))
+    logger.info("idempotency_keys_deleted", count=deleted)
+    return deleted
