@@ -2,7 +2,7 @@
 
 `run` is what `make run` does: on a machine without PostgreSQL or Redis it starts embedded ones
 (app.local_services), creates the database, migrates and seeds; then, as a small supervisor, it
-starts the API and a worker (and, once it exists, the scheduler) as child processes, says
+starts the API, a worker and the scheduler as child processes, says
 where the docs are once the API answers, and stops them all cleanly on Ctrl-C or SIGTERM. Each
 child gets the signal the supervisor got: outside production Ctrl-C (SIGINT) stops the API at
 once, while SIGTERM always drains first (`app.server`).
@@ -118,9 +118,14 @@ def worker_command(settings: Settings) -> list[str]:
     ]
 
 
+def scheduler_command() -> list[str]:
+    """The one scheduler: sends the periodic jobs (clean-ups, the deposits' sweeper) on time."""
+    return [sys.executable, "-m", "taskiq", "scheduler", "app.worker:scheduler"]
+
+
 def _children_commands(settings: Settings) -> list[list[str]]:
-    # The API and one worker process (its tasks, and the outbox relay); the scheduler comes next.
-    return [[sys.executable, "-m", "app.server"], worker_command(settings)]
+    # The API, one worker process (its tasks, and the outbox relay) and the scheduler.
+    return [[sys.executable, "-m", "app.server"], worker_command(settings), scheduler_command()]
 
 
 def _local_host(settings: Settings) -> str:
@@ -205,11 +210,13 @@ def run(settings: Settings, *, env: dict[str, str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
-    # If any child exits on its own, stop the others: a half-running service is worse.
+    # If any child exits on its own, stop the others: a half-running service is worse. Once
+    # stopping, each child has had its one signal: a second one could cut its shutdown short.
     codes = []
     for child in children:
         code = child.wait()
-        forward(signal.SIGTERM, None)
+        if not stopping.is_set():
+            forward(signal.SIGTERM, None)
         codes.append(128 - code if code < 0 else code)  # killed by signal N -> 128 + N
     return max(codes, default=0)
 

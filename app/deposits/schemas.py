@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.core.types import Text
 from app.payments.schemas import MAX_AMOUNT
 
 DepositStatus = Literal["pending", "succeeded", "failed"]
@@ -50,7 +51,7 @@ class WebhookData(BaseModel):
     """What a provider event is about."""
 
     deposit_id: uuid.UUID
-    failure_code: str | None = Field(
+    failure_code: Text | None = Field(
         default=None, min_length=1, max_length=64, description="Why, on `charge.failed` only."
     )
 
@@ -62,7 +63,7 @@ class WebhookEvent(BaseModel):
     redeliver the same event for days.
     """
 
-    id: str = Field(min_length=1, max_length=255, description="The provider's event id.")
+    id: Text = Field(min_length=1, max_length=255, description="The provider's event id.")
     type: Literal["charge.succeeded", "charge.failed"]
     data: WebhookData
 

@@ -85,14 +85,27 @@ async def test_nul_in_adjustment_reason(client: AsyncClient, admin: SignedIn) ->
 
 
 def _request_body_schemas(app: FastAPI) -> list[tuple[str, dict[str, Any]]]:
+    """Every object schema a request body can contain: by `$ref` or inlined, nested ones too."""
     document = build_openapi(app, api_prefix=API_PREFIX)
     components = document["components"]["schemas"]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        ref = schema.get("$ref")
+        return components[ref.rsplit("/", 1)[-1]] if ref else schema
+
+    def objects(label: str, schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        schema = resolve(schema)
+        found = [(label, schema)] if "properties" in schema else []
+        for name, prop in schema.get("properties", {}).items():
+            for option in prop.get("anyOf", [prop]):
+                found += objects(f"{label}.{name}", option)
+        return found
+
     found = []
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for media in operation.get("requestBody", {}).get("content", {}).values():
-                ref = media["schema"]["$ref"].rsplit("/", 1)[-1]
-                found.append((f"{method.upper()} {path}", components[ref]))
+                found += objects(f"{method.upper()} {path}", media["schema"])
     return found
 
 

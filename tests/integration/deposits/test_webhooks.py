@@ -214,6 +214,23 @@ async def test_a_well_signed_malformed_body_is_a_validation_error(
         assert any(f["field"] == field for f in problem["fields"]), problem["fields"]
 
 
+async def test_text_the_database_cannot_store_is_a_validation_error_naming_the_field(
+    client: AsyncClient, app: FastAPI
+) -> None:
+    user = await signed_in_user(client)
+    _, deposit_id = await _pending_deposit(client, user)
+    event = _event(deposit_id)
+    event["id"] = "evt_\u0000"
+    response = await _post(client, app, event)
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == ["body.id"]
+
+    failed = _event(deposit_id, "charge.failed", failure_code="card\u0000declined")
+    response = await _post(client, app, failed)
+    assert response.status_code == 422, response.text
+    assert [f["field"] for f in response.json()["fields"]] == ["body.data.failure_code"]
+
+
 async def test_an_unknown_deposit_is_not_found_and_the_event_is_not_kept(
     client: AsyncClient, app: FastAPI, session: AsyncSession
 ) -> None:
