@@ -9,6 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from app.core.config import Settings
 from app.deposits.provider import (
     Charge,
     FakeProvider,
@@ -17,7 +18,6 @@ from app.deposits.provider import (
     ProviderUnavailableError,
     build_provider,
 )
-from app.core.config import Settings
 from tests.production_settings import PRODUCTION
 
 API_KEY = "sk_test_do-not-leak"
