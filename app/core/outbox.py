@@ -23,9 +23,33 @@ Send = Callable[[str, dict[str, Any]], Awaitable[None]]
 BATCH = 100
 
 
+def _encoded(arguments: dict[str, str | int]) -> str:
+    # One encoding for writing and for looking up: the same arguments, the same text.
+    return json.dumps(arguments, sort_keys=True)
+
+
 def enqueue(session: AsyncSession, task_name: str, **arguments: str | int) -> None:
     """Record a task to run once this transaction commits (ids and numbers only)."""
-    session.add(TaskOutboxEntry(task_name=task_name, arguments=json.dumps(arguments)))
+    session.add(TaskOutboxEntry(task_name=task_name, arguments=_encoded(arguments)))
+
+
+async def still_queued(
+    session: AsyncSession, task_name: str, *, key: str, values: Collection[str]
+) -> set[str]:
+    """Those of `values` whose `task_name(key=value)` still waits here, not yet relayed.
+
+    A periodic job that re-enqueues lost work asks this first: while the relay cannot run (no
+    worker, or the broker down) it would otherwise add the same task again at every tick.
+    """
+    if not values:
+        return set()
+    by_text = {_encoded({key: value}): value for value in values}
+    found = await session.scalars(
+        select(TaskOutboxEntry.arguments).where(
+            TaskOutboxEntry.task_name == task_name, TaskOutboxEntry.arguments.in_(by_text)
+        )
+    )
+    return {by_text[text] for text in found}
 
 
 async def relay_once(

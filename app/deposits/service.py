@@ -22,7 +22,7 @@ from app.accounts.schemas import Leg
 from app.core.email import Email
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
-from app.core.outbox import enqueue
+from app.core.outbox import enqueue, still_queued
 from app.deposits import repository
 from app.deposits.models import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Deposit
 from app.deposits.provider import Charge
@@ -162,7 +162,9 @@ _DECIMALS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 
 def format_amount(amount: int, currency: str) -> str:
     """Minor units as a person reads them: 123456 EUR → "1,234.56 EUR"."""
     decimals = _DECIMALS.get(currency, 2)
-    return f"{amount / 10**decimals:,.{decimals}f} {currency}"
+    # Integer arithmetic: a float would round the cents of amounts past 2**53.
+    whole, fraction = divmod(amount, 10**decimals)
+    return f"{whole:,}{f'.{fraction:0{decimals}d}' if decimals else ''} {currency}"
 
 
 async def receipt_email(session: AsyncSession, *, deposit_id: uuid.UUID) -> Email | None:
@@ -216,16 +218,24 @@ async def sweep(session: AsyncSession, *, stale_after: timedelta, limit: int = 5
     A deposit still pending after `stale_after` (its task failed for good, or waits for the
     provider's webhook) gets its task again, and is touched so the next sweep waits as long
     again; a success of the last day without a receipt claim gets its receipt task. Both go
-    through the outbox: they leave with this transaction's commit.
+    through the outbox: they leave with this transaction's commit. A task still waiting in the
+    outbox (no worker has relayed it yet) is not added a second time.
     """
     pending = await repository.stale_pending(session, untouched_for=stale_after, limit=limit)
     if pending:
         await repository.touch(session, deposit_ids=pending)
-    for deposit_id in pending:
-        enqueue(session, COMPLETE_TASK, deposit_id=str(deposit_id))
+    redriven = await _enqueue_missing(session, COMPLETE_TASK, pending)
     unreceipted = await repository.unreceipted(
         session, untouched_for=stale_after, within=RECEIPT_SWEEP_WINDOW, limit=limit
     )
-    for deposit_id in unreceipted:
-        enqueue(session, RECEIPT_TASK, deposit_id=str(deposit_id))
-    return Swept(redriven=len(pending), receipts=len(unreceipted))
+    receipts = await _enqueue_missing(session, RECEIPT_TASK, unreceipted)
+    return Swept(redriven=redriven, receipts=receipts)
+
+
+async def _enqueue_missing(session: AsyncSession, task_name: str, ids: list[uuid.UUID]) -> int:
+    wanted = [str(deposit_id) for deposit_id in ids]
+    queued = await still_queued(session, task_name, key="deposit_id", values=wanted)
+    missing = [deposit_id for deposit_id in wanted if deposit_id not in queued]
+    for deposit_id in missing:
+        enqueue(session, task_name, deposit_id=deposit_id)
+    return len(missing)

@@ -1,0 +1,234 @@
+"""Receipts (sent at most once) and the sweeper that re-drives what a lost task left behind.
+
+The task bodies run in-process against the real database; the email server is a recording
+stand-in whose failures are the two kinds SmtpEmailSender reports.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from httpx import AsyncClient
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.email import Email, EmailInDoubtError, EmailNotSentError
+from app.core.models import TaskOutboxEntry
+from app.deposits import service as deposits_service
+from app.deposits.models import Deposit, DepositReceipt
+from app.deposits.provider import FakeProvider
+from app.deposits.tasks import complete_deposit, send_receipt
+from tests.factories import SignedIn, idempotency_headers, open_account, signed_in_user
+
+STALE_AFTER = timedelta(minutes=1)
+
+
+class Outbox:
+    """A recording email server: takes each email, or fails with the errors it is given."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.sent: list[Email] = []
+
+    async def send(self, message: Email) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def _deposit(client: AsyncClient, user: SignedIn, amount: int) -> uuid.UUID:
+    account = await open_account(client, user, name=f"Main {uuid.uuid4().hex[:6]}")
+    response = await client.post(
+        "/api/v1/deposits",
+        json={"account_id": account["id"], "amount": amount, "currency": "EUR"},
+        headers=idempotency_headers(user),
+    )
+    assert response.status_code == 202, response.text
+    return uuid.UUID(response.json()["id"])
+
+
+async def _succeeded(
+    client: AsyncClient, user: SignedIn, sessions: async_sessionmaker[AsyncSession]
+) -> uuid.UUID:
+    deposit_id = await _deposit(client, user, 1250)
+    provider = FakeProvider(latency_ms=0)
+    assert await complete_deposit(deposit_id, sessions=sessions, provider=provider) == "succeeded"
+    return deposit_id
+
+
+async def _receipt(
+    sessions: async_sessionmaker[AsyncSession], deposit_id: uuid.UUID
+) -> DepositReceipt | None:
+    async with sessions() as session:
+        return await session.get(DepositReceipt, deposit_id)
+
+
+async def _tasks(
+    sessions: async_sessionmaker[AsyncSession], task_name: str, deposit_id: uuid.UUID
+) -> int:
+    async with sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(TaskOutboxEntry)
+            .where(
+                TaskOutboxEntry.task_name == task_name,
+                TaskOutboxEntry.arguments.contains(str(deposit_id)),
+            )
+        )
+    return count or 0
+
+
+async def _age(
+    sessions: async_sessionmaker[AsyncSession], deposit_id: uuid.UUID, by: timedelta
+) -> None:
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Deposit).where(Deposit.id == deposit_id).values(updated_at=func.now() - by)
+        )
+
+
+async def _relayed(sessions: async_sessionmaker[AsyncSession], deposit_id: uuid.UUID) -> None:
+    """As the relay does: the deposit's tasks leave the outbox for the broker (and are lost)."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            delete(TaskOutboxEntry).where(TaskOutboxEntry.arguments.contains(str(deposit_id)))
+        )
+
+
+async def test_a_receipt_is_sent_once_however_often_its_task_runs(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    server = Outbox()
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "sent"
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "already_claimed"
+    (email,) = server.sent
+    assert email.to == user.email
+    assert email.subject == "Deposit received: 12.50 EUR"
+    assert str(deposit_id) in email.text
+    receipt = await _receipt(sessions, deposit_id)
+    assert receipt is not None
+    assert receipt.sent_at is not None
+
+
+async def test_no_receipt_for_a_deposit_that_did_not_succeed(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    declined = await _deposit(live_http, user, 1013)
+    assert (
+        await complete_deposit(declined, sessions=sessions, provider=FakeProvider(latency_ms=0))
+        == "failed"
+    )
+    pending = await _deposit(live_http, user, 1077)
+    server = Outbox()
+    for deposit_id in (declined, pending, uuid.uuid4()):
+        assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "no_receipt"
+        assert await _receipt(sessions, deposit_id) is None
+    assert server.sent == []
+
+
+async def test_a_refusing_server_gets_the_claim_back_and_a_retry_sends_it(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    server = Outbox(EmailNotSentError("450 try later"))
+    with pytest.raises(EmailNotSentError):
+        await send_receipt(deposit_id, sessions=sessions, sender=server)
+    assert await _receipt(sessions, deposit_id) is None  # given back: may be sent again
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "sent"
+    assert len(server.sent) == 1
+
+
+async def test_a_conversation_that_broke_off_keeps_the_claim_and_is_never_resent(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    server = Outbox(EmailInDoubtError("no answer after DATA"))
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "in_doubt"
+    receipt = await _receipt(sessions, deposit_id)
+    assert receipt is not None
+    assert receipt.sent_at is None
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "already_claimed"
+    # The sweeper does not re-drive it either, however old it gets: at most once.
+    await _age(sessions, deposit_id, STALE_AFTER * 2)
+    async with sessions() as session, session.begin():
+        await deposits_service.sweep(session, stale_after=STALE_AFTER)
+    assert await _tasks(sessions, deposits_service.RECEIPT_TASK, deposit_id) == 1  # finish's own
+    assert server.sent == []
+
+
+async def test_the_sweeper_redrives_stale_pending_deposits_and_missing_receipts_only(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    stale = await _deposit(live_http, user, 3000)  # its task was lost: still pending
+    fresh = await _deposit(live_http, user, 3100)  # its task may still be running
+    unreceipted = await _succeeded(live_http, user, sessions)  # its receipt task was lost
+    for deposit_id in (stale, fresh, unreceipted):
+        await _relayed(sessions, deposit_id)
+    # Oldest first, so these come before anything other tests left behind.
+    await _age(sessions, stale, timedelta(days=30))
+    await _age(sessions, unreceipted, timedelta(hours=23))
+
+    async with sessions() as session, session.begin():
+        swept = await deposits_service.sweep(session, stale_after=STALE_AFTER)
+
+    assert swept.redriven >= 1
+    assert swept.receipts >= 1
+    assert await _tasks(sessions, deposits_service.COMPLETE_TASK, stale) == 1
+    assert await _tasks(sessions, deposits_service.COMPLETE_TASK, fresh) == 0
+    assert await _tasks(sessions, deposits_service.RECEIPT_TASK, unreceipted) == 1
+
+    # The next tick, with those tasks relayed and lost again: the re-driven deposit was
+    # touched, so it waits a whole `stale_after` again; the receipt is re-driven again.
+    await _relayed(sessions, stale)
+    await _relayed(sessions, unreceipted)
+    async with sessions() as session, session.begin():
+        await deposits_service.sweep(session, stale_after=STALE_AFTER)
+    assert await _tasks(sessions, deposits_service.COMPLETE_TASK, stale) == 0
+    assert await _tasks(sessions, deposits_service.RECEIPT_TASK, unreceipted) == 1
+
+    # A receipt sent is never swept again.
+    await _relayed(sessions, unreceipted)
+    assert await send_receipt(unreceipted, sessions=sessions, sender=Outbox()) == "sent"
+    async with sessions() as session, session.begin():
+        await deposits_service.sweep(session, stale_after=STALE_AFTER)
+    assert await _tasks(sessions, deposits_service.RECEIPT_TASK, unreceipted) == 0
+
+
+async def test_while_no_worker_relays_the_sweeper_adds_no_second_copy(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Workers down for an hour: the deposit's one task waits in the outbox, not sixty."""
+    user = await signed_in_user(live_http)
+    pending = await _deposit(live_http, user, 3200)  # its task is still in the outbox
+    succeeded = await _succeeded(live_http, user, sessions)  # so is its receipt task
+    await _age(sessions, pending, timedelta(days=30))
+    await _age(sessions, succeeded, timedelta(hours=23))
+    for _ in range(3):
+        async with sessions() as session, session.begin():
+            await deposits_service.sweep(session, stale_after=STALE_AFTER)
+        await _age(sessions, pending, timedelta(days=30))
+    assert await _tasks(sessions, deposits_service.COMPLETE_TASK, pending) == 1
+    assert await _tasks(sessions, deposits_service.RECEIPT_TASK, succeeded) == 1
+
+
+async def test_a_receipt_older_than_the_sweep_window_is_left_alone(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    old = await _succeeded(live_http, user, sessions)
+    await _relayed(sessions, old)
+    await _age(sessions, old, deposits_service.RECEIPT_SWEEP_WINDOW + timedelta(hours=1))
+    async with sessions() as session, session.begin():
+        await deposits_service.sweep(session, stale_after=STALE_AFTER)
+    assert await _tasks(sessions, deposits_service.RECEIPT_TASK, old) == 0
