@@ -120,7 +120,7 @@ def worker_command(settings: Settings) -> list[str]:
 
 def scheduler_command() -> list[str]:
     """The one scheduler: sends the periodic jobs (clean-ups, the deposits' sweeper) on time."""
-    return [sys.executable, "-m", "taskiq", "scheduler", "app.worker:scheduler"]
+    return [sys.executable, "-m", "app.scheduler"]
 
 
 def _children_commands(settings: Settings) -> list[list[str]]:

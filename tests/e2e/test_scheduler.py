@@ -1,0 +1,60 @@
+"""One real scheduler tick: `taskiq scheduler app.worker:scheduler` puts the sweeper on the stream.
+
+The message is JSON (never pickle) and names the task; a worker would run it. The scheduler
+sends the every-minute sweeper at its first tick, so the test waits seconds, not a minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+import redis
+
+from app.cli import scheduler_command
+from tests.conftest import TEST_REDIS_URL
+from tests.e2e.conftest import ROOT
+
+
+def test_the_scheduler_sends_the_sweeper_as_json_and_stops_on_sigterm() -> None:
+    queue = f"ledger:test-scheduler:{uuid.uuid4().hex[:8]}"
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(  # noqa: S603 - the command make run uses
+        scheduler_command(),
+        cwd=ROOT,
+        env={**os.environ, "TASK_QUEUE": queue, "REDIS_URL": TEST_REDIS_URL},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        deadline = time.monotonic() + 75  # the first tick, or at worst the next minute's
+        while not entries and time.monotonic() < deadline and process.poll() is None:
+            entries = client.xrange(queue)  # type: ignore[assignment]
+            time.sleep(0.2)
+        log.seek(0)
+        assert entries, log.read()[-3000:]
+        message = json.loads(entries[0][1][b"data"])
+        assert message["task_name"] == "deposits.sweep"
+        assert (message["args"], message["kwargs"]) == ([], {})
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        finally:
+            client.delete(queue)
+            client.close()
+            log.seek(0)
+            output = log.read()
+            log.close()
+    assert code == 0, output[-3000:]

@@ -1,0 +1,105 @@
+"""The scheduler's jobs, called directly as a worker runs them, and their schedules.
+
+The schedules come from the tasks' own `schedule` labels (LabelScheduleSource): nothing is
+stored or pickled. One real scheduler tick is tests/e2e/test_scheduler.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import cast
+
+from httpx import AsyncClient
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from taskiq import Context
+from taskiq.schedule_sources import LabelScheduleSource
+
+from app.auth.models import RefreshToken
+from app.auth.tasks import delete_expired_refresh_tokens_task
+from app.core.models import TaskOutboxEntry
+from app.core.security import hash_refresh_token
+from app.deposits.models import Deposit
+from app.deposits.tasks import sweep_task
+from app.idempotency.models import IdempotencyKey
+from app.idempotency.tasks import delete_expired_keys_task
+from app.worker import broker, scheduler
+from tests.factories import idempotency_headers, open_account, signed_in_user
+
+
+async def test_every_job_has_one_cron_schedule_and_a_json_only_source() -> None:
+    (source,) = scheduler.sources  # what `taskiq scheduler app.worker:scheduler` reads
+    assert isinstance(source, LabelScheduleSource)
+    await source.startup()
+    schedules = await source.get_schedules()
+    assert {(job.task_name, job.cron) for job in schedules} == {
+        ("deposits.sweep", "* * * * *"),
+        ("idempotency.delete_expired", "*/15 * * * *"),
+        ("auth.delete_expired_refresh_tokens", "7 * * * *"),
+    }
+    assert broker.serializer.__class__.__name__ == "JSONSerializer"
+
+
+def _context(sessions: async_sessionmaker[AsyncSession]) -> Context:
+    # What the jobs use of a worker's context: the session factory its start-up made.
+    return cast(Context, SimpleNamespace(state=SimpleNamespace(sessions=sessions)))
+
+
+async def test_the_clean_up_jobs_delete_what_expired(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    account = await open_account(live_http, user)
+    headers = idempotency_headers(user)
+    response = await live_http.post(
+        "/api/v1/deposits",
+        json={"account_id": account["id"], "amount": 100, "currency": "EUR"},
+        headers=headers,
+    )
+    assert response.status_code == 202, response.text
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    token = RefreshToken.token_hash == hash_refresh_token(user.refresh_token)
+    key = IdempotencyKey.key == headers["Idempotency-Key"]
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(RefreshToken)
+            .where(token)
+            .values(created_at=past - timedelta(days=1), expires_at=past)
+        )
+        await session.execute(update(IdempotencyKey).where(key).values(expires_at=past))
+
+    assert await delete_expired_refresh_tokens_task.original_func(_context(sessions)) >= 1
+    assert await delete_expired_keys_task.original_func(_context(sessions)) >= 1
+    async with sessions() as session:
+        assert await session.scalar(select(RefreshToken.id).where(token)) is None
+        assert await session.scalar(select(IdempotencyKey.id).where(key)) is None
+
+
+async def test_the_sweeper_job_reports_what_it_redrove(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    account = await open_account(live_http, user)
+    response = await live_http.post(
+        "/api/v1/deposits",
+        json={"account_id": account["id"], "amount": 100, "currency": "EUR"},
+        headers=idempotency_headers(user),
+    )
+    deposit_id = uuid.UUID(response.json()["id"])
+    async with sessions() as session, session.begin():  # its task was relayed, then lost
+        await session.execute(
+            delete(TaskOutboxEntry).where(TaskOutboxEntry.arguments.contains(str(deposit_id)))
+        )
+        await session.execute(
+            update(Deposit)
+            .where(Deposit.id == deposit_id)
+            .values(updated_at=datetime.now(UTC) - timedelta(days=30))
+        )
+    swept = await sweep_task.original_func(_context(sessions))
+    assert swept["redriven"] >= 1
+    async with sessions() as session:
+        deposit = await session.get(Deposit, deposit_id)
+        assert deposit is not None
+        assert deposit.updated_at > datetime.now(UTC) - timedelta(minutes=1)  # touched
