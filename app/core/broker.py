@@ -18,19 +18,28 @@ services record them in the transactional outbox (app.core.outbox) and the worke
    trimming can never drop a message that was not acknowledged;
 2. dead workers' messages are reclaimed (XAUTOCLAIM) after every read, also a read that found
    nothing new — taskiq-redis reclaims only after a read that returned messages, so a dead
-   worker's task waited for the next new task.
+   worker's task waited for the next new task;
+3. a Redis outage is waited out inside `listen` (a warning per try, growing pauses) instead of
+   raising out of it, which ends the worker process.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
 from app.core.config import get_settings
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
 
 # What redis-py answers (bytes, since the pool does not decode): per stream, its entries.
 _Entry = tuple[bytes, dict[bytes, bytes]]
@@ -44,6 +53,9 @@ TASK_TIMEOUT_SECONDS = max(1, min(30, _settings.TASK_REDELIVERY_SECONDS // 2))
 # The stream's hard cap, and the backlog above which the relay leaves tasks in the outbox.
 STREAM_MAXLEN = 100_000
 STREAM_HIGH_WATER = 10_000
+# While Redis is unreachable, the worker tries again after 0.5, 1, 2… s, at most 5 s apart.
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 5.0
 
 
 class LedgerStreamBroker(RedisStreamBroker):
@@ -66,7 +78,29 @@ class LedgerStreamBroker(RedisStreamBroker):
         )
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
-        """New messages, then those idle longer than `idle_timeout` (their worker died)."""
+        """New messages, then those idle longer than `idle_timeout` (their worker died).
+
+        A Redis outage is waited out here, one warning per try, instead of ending the worker
+        process (taskiq would restart it every second, a traceback each time); a Redis that
+        comes back empty (no persistence) gets its consumer group again.
+        """
+        pause = RECONNECT_FIRST_SECONDS
+        while True:
+            try:
+                async for message in self._read_and_reclaim():
+                    pause = RECONNECT_FIRST_SECONDS
+                    yield message
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                logger.warning("broker_unreachable", error=type(exc).__name__, retry_in=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECONNECT_MAX_SECONDS)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                logger.warning("broker_group_recreated", queue=self.queue_name)
+                await self._declare_consumer_group()
+
+    async def _read_and_reclaim(self) -> AsyncGenerator[AckableMessage, None]:
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
                 fetched: _Read = await redis.xreadgroup(  # type: ignore[assignment]

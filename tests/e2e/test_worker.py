@@ -1,22 +1,31 @@
-"""The worker as a real process: deposits made while no worker runs complete when one starts.
+"""The worker as a real process: what SPEC §6 promises about delivery, with real failures.
 
 The API commits the deposit with its task in the outbox and never talks to the broker; the
-worker relays the outbox to the Redis stream and runs the task. SIGTERM stops it with exit 0.
+worker relays the outbox to the Redis stream and runs the task. Here: deposits made while no
+worker runs complete when one starts; SIGTERM lets the running charge finish (exit 0); a worker
+SIGKILLed mid-charge is replaced by another that finishes the deposit once, with one receipt;
+a deposit committed while Redis is down completes when Redis is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO
 
 import httpx
 import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import worker_command
 from app.core.config import get_settings
@@ -165,3 +174,197 @@ def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: s
 def output_so_far(log: IO[str]) -> str:
     log.seek(0)
     return log.read()[-5000:]
+
+
+class Worker:
+    """A worker process (the command make run uses) in its own process group, logging to a file."""
+
+    def __init__(self, queue: str, **env: str) -> None:
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()/kill()
+        self.process = subprocess.Popen(  # noqa: S603 - the command make run uses
+            worker_command(get_settings()),
+            cwd=ROOT,
+            env={**os.environ, **WORKER_ENV, "TASK_QUEUE": queue, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            process_group=0,  # its pool process too: SIGKILL reaches the whole worker
+        )
+        self.output = ""
+
+    def read(self) -> str:
+        if not self.log.closed:
+            self.log.seek(0)
+            self.output = self.log.read()
+        return self.output
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.read():
+            assert time.monotonic() < deadline, self.read()[-5000:]
+            assert self.process.poll() is None, self.read()[-5000:]
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a lost node does: no shutdown, no acknowledgement."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.read()
+        self.log.close()
+
+    def stop(self) -> int:
+        """SIGTERM; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+        finally:
+            self.read()
+            self.log.close()
+        return code
+
+
+def _wait_until_final(
+    client: httpx.Client, auth: dict[str, str], deposit: str, timeout: float
+) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body: dict[str, object] = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
+        if body["status"] != "pending" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.1)
+
+
+def _receipt_sent_at(database_url: str, deposit: str) -> object:
+    async def read() -> object:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.scalar(
+                    text("SELECT sent_at FROM deposit_receipts WHERE deposit_id = :id"),
+                    {"id": uuid.UUID(deposit)},
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+REDELIVERY_SECONDS = 8  # the task timeout is half: 4 s, above the 3 s charge
+
+
+def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once(
+    api: Server, queue: str, migrated_database: str
+) -> None:
+    slow = {"PSP_FAKE_LATENCY_MS": "3000", "TASK_REDELIVERY_SECONDS": str(REDELIVERY_SECONDS)}
+    with httpx.Client(base_url=api.base_url, timeout=30) as client:
+        auth = _signed_in(client)
+        account = client.post(
+            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
+        ).json()
+        first = Worker(queue, **slow)
+        deposit = _deposit(client, auth, account["id"], 6100)
+        first.wait_for(f'"deposit_id": "{deposit}", "amount": 6100, "event": "deposit_charging"')
+        first.kill()  # mid-charge: the message is read, never acknowledged
+        killed_at = time.monotonic()
+        second = Worker(queue, **slow)
+        try:
+            finished = _wait_until_final(client, auth, deposit, REDELIVERY_SECONDS + 30)
+            took = time.monotonic() - killed_at
+            second.wait_for("receipt_sent")
+        finally:
+            code = second.stop()
+        logs = first.output + second.output
+        assert finished["status"] == "succeeded", logs[-5000:]
+        # Taken over after the redelivery window, plus the 3 s charge and start-up.
+        print(f"finished {took:.1f} s after the kill (redelivery {REDELIVERY_SECONDS} s)")
+        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        assert balance["balance"] == 6100  # credited once
+        receipts = [
+            line for line in logs.splitlines() if '"email_sent"' in line and deposit in line
+        ]
+        assert len(receipts) == 1, logs[-5000:]
+        assert _receipt_sent_at(migrated_database, deposit) is not None
+        assert code == 0, second.output[-5000:]
+
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class PrivateRedis:
+    """A redis-server of this test's own, on its own port, that the test stops and starts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - a fixed command
+            [
+                REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis.Redis(port=self.port, socket_timeout=1).ping():
+                    return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_deposit_committed_while_redis_is_down_completes_when_it_is_back(
+    migrated_database: str, queue: str, private_redis: PrivateRedis
+) -> None:
+    port = free_port()
+    env = {"TASK_QUEUE": queue, "REDIS_URL": private_redis.url}
+    api = start_server(uvicorn_command(port), port, env=env)
+    worker = Worker(queue, REDIS_URL=private_redis.url)
+    try:
+        worker.wait_for("Listening started")
+        with httpx.Client(base_url=api.base_url, timeout=30) as client:
+            auth = _signed_in(client)
+            account = client.post(
+                "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
+            ).json()
+            private_redis.stop()  # Redis is gone, right before the commit
+            deposit = _deposit(client, auth, account["id"], 6200)
+            time.sleep(2)  # the relay tries and fails: the task stays in the outbox
+            pending = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
+            private_redis.start()  # an empty Redis: the stream and its group are gone too
+            finished = _wait_until_final(client, auth, deposit, 60)
+            balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+    finally:
+        code = worker.stop()
+        api.stop()
+    assert pending["status"] == "pending"
+    assert finished["status"] == "succeeded", worker.output[-5000:]
+    assert balance["balance"] == 6200
+    assert "outbox_relay_failed" in worker.output
+    # The outage was waited out in the one worker process, not by restarting it.
+    assert "broker_unreachable" in worker.output, worker.output[-5000:]
+    assert "is dead" not in worker.output, worker.output[-5000:]
+    assert "broker_group_recreated" in worker.output  # the empty Redis got its group back
+    assert code == 0, worker.output[-5000:]
