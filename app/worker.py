@@ -44,10 +44,13 @@ load_all_models()
 scheduler = TaskiqScheduler(broker=broker, sources=[LabelScheduleSource(broker)])
 
 
-async def _send(task_name: str, arguments: dict[str, Any]) -> None:
+async def _send(task_name: str, arguments: dict[str, Any], request_id: str | None) -> None:
     task = broker.find_task(task_name)
     assert task is not None  # noqa: S101 - relay_once asks only for this broker's tasks
-    await task.kiq(**arguments)
+    kicker = task.kicker()
+    if request_id is not None:
+        kicker = kicker.with_labels(request_id=request_id)
+    await kicker.kiq(**arguments)
 
 
 async def _relay_forever(state: TaskiqState, every: float) -> None:

@@ -29,11 +29,12 @@ import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
+import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage
+from taskiq import AckableMessage, TaskiqMessage, TaskiqMiddleware
 from taskiq_redis import RedisStreamBroker
 
 from app.core.config import get_settings
@@ -133,6 +134,24 @@ class LedgerStreamBroker(RedisStreamBroker):
             return length
 
 
+class LogContextMiddleware(TaskiqMiddleware):
+    """Every log line of a task names it, its message id, and the request that recorded it.
+
+    The request id comes from the `request_id` label the outbox relay sets (app.core.outbox):
+    one id joins the API's lines and the worker's for the same deposit. Each message runs in
+    its own asyncio task, so what is bound here is that task's alone.
+    """
+
+    def pre_execute(self, message: TaskiqMessage) -> TaskiqMessage:
+        """Bind the task's names to the log context of the task about to run."""
+        structlog.contextvars.clear_contextvars()
+        context = {"task": message.task_name, "task_id": message.task_id}
+        if request_id := message.labels.get("request_id"):
+            context["request_id"] = str(request_id)
+        structlog.contextvars.bind_contextvars(**context)
+        return message
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -146,4 +165,4 @@ broker = LedgerStreamBroker(
     # How often an idle worker wakes up to reclaim the tasks of dead workers.
     xread_block=1000,
     maxlen=STREAM_MAXLEN,
-)
+).with_middlewares(LogContextMiddleware())

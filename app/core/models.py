@@ -40,4 +40,6 @@ class TaskOutboxEntry(Base):
     task_name: Mapped[str] = mapped_column(Text)
     # The task's keyword arguments as JSON text (ids only: tasks load what they need).
     arguments: Mapped[str] = mapped_column(Text)
+    # The id of the request that recorded the task: the worker logs the task's lines with it.
+    request_id: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -13,13 +13,15 @@ import json
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
+import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.models import TaskOutboxEntry
 
-# Hands one task to the broker; raises when the broker is unreachable (the row stays).
-Send = Callable[[str, dict[str, Any]], Awaitable[None]]
+# Hands one task (name, arguments, the request id that recorded it) to the broker; raises
+# when the broker is unreachable (the row stays).
+Send = Callable[[str, dict[str, Any], str | None], Awaitable[None]]
 BATCH = 100
 
 
@@ -29,8 +31,15 @@ def _encoded(arguments: dict[str, str | int]) -> str:
 
 
 def enqueue(session: AsyncSession, task_name: str, **arguments: str | int) -> None:
-    """Record a task to run once this transaction commits (ids and numbers only)."""
-    session.add(TaskOutboxEntry(task_name=task_name, arguments=_encoded(arguments)))
+    """Record a task to run once this transaction commits (ids and numbers only).
+
+    The request being served, if any, is recorded with it: its id follows the task into the
+    worker's log lines (app.core.broker.LogContextMiddleware).
+    """
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    session.add(
+        TaskOutboxEntry(task_name=task_name, arguments=_encoded(arguments), request_id=request_id)
+    )
 
 
 async def still_queued(
@@ -81,7 +90,7 @@ async def relay_once(
         sent: list[int] = []
         for row in rows:
             try:
-                await send(row.task_name, json.loads(row.arguments))
+                await send(row.task_name, json.loads(row.arguments), row.request_id)
             except Exception as exc:  # noqa: BLE001 - re-raised below, once the sent rows are gone
                 failure = exc
                 break

@@ -254,6 +254,7 @@ def _receipt_sent_at(database_url: str, deposit: str) -> object:
 
 
 REDELIVERY_SECONDS = 8  # the task timeout is half: 4 s, above the 3 s charge
+REQUEST_ID = "e2e-deposit-request-1"
 
 
 def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once(
@@ -266,7 +267,13 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
             "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
         ).json()
         first = Worker(queue, **slow)
-        deposit = _deposit(client, auth, account["id"], 6100)
+        created = client.post(
+            "/api/v1/deposits",
+            json={"account_id": account["id"], "amount": 6100, "currency": "EUR"},
+            headers={**auth, "Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": REQUEST_ID},
+        )
+        assert created.status_code == 202, created.text
+        deposit = created.json()["id"]
         first.wait_for(f'"deposit_id": "{deposit}", "amount": 6100, "event": "deposit_charging"')
         first.kill()  # mid-charge: the message is read, never acknowledged
         killed_at = time.monotonic()
@@ -288,6 +295,10 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
         ]
         assert len(receipts) == 1, logs[-5000:]
         assert _receipt_sent_at(migrated_database, deposit) is not None
+        # The request's id follows its tasks into both workers' logs (the receipt's too).
+        charging = [line for line in logs.splitlines() if "deposit_charging" in line]
+        assert charging, logs[-5000:]
+        assert all(f'"request_id": "{REQUEST_ID}"' in line for line in charging + receipts)
         assert code == 0, second.output[-5000:]
 
 

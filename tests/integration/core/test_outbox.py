@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,7 +52,7 @@ async def test_the_relay_sends_committed_tasks_and_deletes_only_what_was_sent(
     down = True
     tasks = {"test.first", "test.broker_fails_here", "test.third"}
 
-    async def send(task_name: str, arguments: dict[str, Any]) -> None:
+    async def send(task_name: str, arguments: dict[str, Any], _request_id: str | None) -> None:
         if task_name == "test.broker_fails_here" and down:
             raise BrokerDownError
         sent.append((task_name, arguments))
@@ -79,7 +80,7 @@ async def test_a_task_this_worker_does_not_know_stays_for_one_that_does(
         enqueue(session, "test.known", marker=marker)
     sent: list[str] = []
 
-    async def send(task_name: str, arguments: dict[str, Any]) -> None:
+    async def send(task_name: str, arguments: dict[str, Any], _request_id: str | None) -> None:
         sent.append(task_name)
 
     assert await relay_once(sessions, send, tasks={"test.known"}) == 1
@@ -109,3 +110,23 @@ async def test_the_arguments_travel_as_json(sessions: async_sessionmaker[AsyncSe
             .where(TaskOutboxEntry.arguments.contains(marker))
         )
         assert left == 0
+
+
+async def test_the_request_that_recorded_a_task_is_handed_on_with_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    marker = uuid.uuid4().hex
+    async with sessions() as session, session.begin():
+        with structlog.contextvars.bound_contextvars(request_id="req-7f3a9c"):
+            enqueue(session, "test.in_a_request", marker=marker)
+        enqueue(session, "test.outside_any_request", marker=marker)
+    handed: dict[str, str | None] = {}
+
+    async def send(task_name: str, arguments: dict[str, Any], request_id: str | None) -> None:
+        if arguments.get("marker") == marker:
+            handed[task_name] = request_id
+
+    tasks = {"test.in_a_request", "test.outside_any_request"}
+    while await relay_once(sessions, send, tasks=tasks):
+        pass
+    assert handed == {"test.in_a_request": "req-7f3a9c", "test.outside_any_request": None}
