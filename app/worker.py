@@ -4,13 +4,14 @@ A worker owns what its tasks need (an engine, a session factory, the payment pro
 sender), created on start-up and closed on shut-down, like the API's lifespan. It also runs the
 outbox relay: every `OUTBOX_POLL_SECONDS` it hands the tasks committed in `task_outbox` to the
 broker, so a task is never lost between a commit and a Redis outage, and a deposit made while
-no worker ran is completed as soon as one starts. The relay pauses while the stream's backlog
-is above `STREAM_HIGH_WATER`: the backlog then waits in Postgres, and the stream never reaches
-the length at which Redis would trim it (ADR 0026).
+no worker ran is completed as soon as one starts. The relay pauses once the stream's backlog
+reaches `STREAM_HIGH_WATER` (checked before every batch): the backlog then waits in Postgres,
+and the stream never reaches the length at which Redis would trim it (ADR 0026).
 
-The scheduler (`taskiq scheduler app.worker:scheduler`, exactly one) sends the periodic jobs on
-their `schedule` labels (the clean-ups in app/auth/tasks.py and app/idempotency/tasks.py, the
-deposits' sweeper in app/deposits/tasks.py); workers run them like any other task.
+The scheduler (`python -m app.scheduler` runs `app.worker:scheduler`, exactly one) sends the
+periodic jobs on their `schedule` labels (the clean-ups in app/auth/tasks.py and
+app/idempotency/tasks.py, the deposits' sweeper in app/deposits/tasks.py); workers run them like
+any other task.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from app.core.config import get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.email import build_email_sender
 from app.core.logging import configure_logging, get_logger
-from app.core.outbox import relay_once
+from app.core.outbox import relay_while_room
 from app.deposits import tasks as deposits_tasks  # noqa: F401 - registers its tasks
 from app.deposits.provider import build_provider
 from app.idempotency import tasks as idempotency_tasks  # noqa: F401 - registers its tasks
@@ -57,12 +58,15 @@ async def _relay_forever(state: TaskiqState, every: float) -> None:
     tasks = frozenset(broker.get_all_tasks())
     while True:
         try:
-            backlog = await broker.backlog()
-            if backlog >= STREAM_HIGH_WATER:
-                logger.warning("outbox_relay_paused", backlog=backlog)
-            else:
-                while sent := await relay_once(state.sessions, _send, tasks=tasks):
-                    logger.info("outbox_relayed", tasks=sent)
+            sent = await relay_while_room(
+                state.sessions,
+                _send,
+                tasks=tasks,
+                backlog=broker.backlog,
+                high_water=STREAM_HIGH_WATER,
+            )
+            if sent:
+                logger.info("outbox_relayed", tasks=sent)
         except Exception as exc:  # noqa: BLE001 - Redis or the DB is down: retry on the next tick
             logger.warning("outbox_relay_failed", error=type(exc).__name__)
         await asyncio.sleep(every)

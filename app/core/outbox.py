@@ -17,7 +17,10 @@ import structlog
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.logging import get_logger
 from app.core.models import TaskOutboxEntry
+
+logger = get_logger(__name__)
 
 # Hands one task (name, arguments, the request id that recorded it) to the broker; raises
 # when the broker is unreachable (the row stays).
@@ -100,3 +103,27 @@ async def relay_once(
     if failure is not None:
         raise failure
     return len(sent)
+
+
+async def relay_while_room(
+    sessions: async_sessionmaker[AsyncSession],
+    send: Send,
+    *,
+    tasks: Collection[str],
+    backlog: Callable[[], Awaitable[int]],
+    high_water: int,
+) -> int:
+    """Relay batch after batch while the broker's `backlog()` is under `high_water`; how many.
+
+    Checked before every batch, so the stream holds at most `high_water + BATCH - 1` messages
+    from the relay: after a long outage the outbox may hold far more than the stream's cap,
+    and those wait here, in Postgres, rather than being trimmed from the stream unread.
+    """
+    total = 0
+    while (depth := await backlog()) < high_water:
+        sent = await relay_once(sessions, send, tasks=tasks)
+        if not sent:
+            return total
+        total += sent
+    logger.warning("outbox_relay_paused", backlog=depth, relayed=total)
+    return total

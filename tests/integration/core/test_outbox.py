@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.models import TaskOutboxEntry
-from app.core.outbox import enqueue, relay_once
+from app.core.outbox import enqueue, relay_once, relay_while_room
 
 
 class BrokerDownError(Exception):
@@ -130,3 +130,31 @@ async def test_the_request_that_recorded_a_task_is_handed_on_with_it(
     while await relay_once(sessions, send, tasks=tasks):
         pass
     assert handed == {"test.in_a_request": "req-7f3a9c", "test.outside_any_request": None}
+
+
+async def test_the_relay_stops_at_the_streams_high_water_mark_and_leaves_the_rest_here(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """After a long outage the outbox holds more than the stream may: the rest waits here."""
+    marker = uuid.uuid4().hex
+    name = f"test.backlog_{marker}"
+    async with sessions() as session, session.begin():
+        for number in range(250):
+            enqueue(session, name, marker=marker, number=number)
+    stream: list[dict[str, Any]] = []  # what the broker holds; nothing is consumed meanwhile
+
+    async def send(_task_name: str, arguments: dict[str, Any], _request_id: str | None) -> None:
+        stream.append(arguments)
+
+    async def backlog() -> int:
+        return len(stream)
+
+    sent = await relay_while_room(sessions, send, tasks={name}, backlog=backlog, high_water=150)
+    assert sent == len(stream) == 200  # checked before each batch of 100: 0 → 100 → 200, stop
+    assert len(await _own_rows(sessions, marker)) == 50
+
+    stream.clear()  # the workers caught up
+    assert (
+        await relay_while_room(sessions, send, tasks={name}, backlog=backlog, high_water=150) == 50
+    )
+    assert await _own_rows(sessions, marker) == []
