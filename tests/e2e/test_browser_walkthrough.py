@@ -3,8 +3,10 @@
 Headless Chromium (Debian's package, driven by Playwright; never `playwright install`) opens the
 docs with every request to anything but the app aborted, signs in through Authorize as the seeded
 demo user, finds the demo account's id with `GET /accounts`, opens a second account from the
-prefilled body, pays into it, pays again with the same key and sees the replay, then reads both
-balances. A failure leaves a screenshot and the page's HTML in `test-artifacts/browser/`.
+prefilled body, pays into it, pays again with the same key and sees the replay, reads both
+balances, then tops up three times through the worker (succeeded, declined, pending until the
+README's signed webhook command). A failure leaves a screenshot and the page's HTML in
+`test-artifacts/browser/`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +212,49 @@ def _walk_through(page: Page, base: str) -> None:
     assert (status, source["balance"]) == (200, 100_000 - 1250)
     status, destination, _ = docs.execute(read, path={"account_id": savings["id"]})
     assert (status, destination["balance"]) == (200, 1250)
+
+    # 8. Top-ups through the demo's fake card provider and the worker `make run` started: one
+    #    that succeeds, one declined (..13), one pending (..77) until a signed webhook says so.
+    deposit = docs.operation("deposits", "create_deposit")
+    made = {}
+    for amount in (5000, 1013, 2577):
+        deposit.locator('tr[data-param-name="Idempotency-Key"] input').fill(str(uuid.uuid4()))
+        status, created, _ = docs.execute(
+            deposit, body={"account_id": savings["id"], "amount": amount, "currency": "EUR"}
+        )
+        assert (status, created["status"]) == (202, "pending"), created
+        made[amount] = created["id"]
+    assert _settled(docs, made[5000])["status"] == "succeeded"
+    declined = _settled(docs, made[1013])
+    assert (declined["status"], declined["failure_code"]) == ("failed", "card_declined")
+    time.sleep(1)  # the worker has charged ..77 by now, and the provider said "pending"
+    assert _settled(docs, made[2577], within=0)["status"] == "pending"
+    url = f"{base}/api/v1/webhooks/psp"
+    webhook = subprocess.run(  # noqa: S603 - the README's one-line command
+        [sys.executable, "-m", "app.cli", "webhook", "charge.succeeded", made[2577], "--url", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert webhook.returncode == 0, webhook.stdout + webhook.stderr
+    assert _settled(docs, made[2577])["status"] == "succeeded"
+    # A worker's commit reaches the cached balance through NOTIFY: within the re-drive bound.
+    deadline = time.monotonic() + 10
+    while (balance := docs.execute(read, path={"account_id": savings["id"]})[1]["balance"]) != (
+        1250 + 5000 + 2577
+    ):
+        assert time.monotonic() < deadline, balance
+        page.wait_for_timeout(250)
+
+
+def _settled(docs: Docs, deposit_id: str, *, within: float = 20) -> dict[str, Any]:
+    """GET /deposits/{id} until it is no longer pending, or `within` seconds have passed."""
+    block = docs.operation("deposits", "read_deposit")
+    deadline = time.monotonic() + within
+    while True:
+        status, body, _ = docs.execute(block, path={"deposit_id": deposit_id})
+        assert status == 200, body
+        if body["status"] != "pending" or time.monotonic() >= deadline:
+            return dict(body)
+        docs.page.wait_for_timeout(250)
