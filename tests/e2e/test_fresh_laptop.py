@@ -109,6 +109,12 @@ def test_make_run_reaches_a_first_payment_where_no_postgres_or_redis_runs(
         assert client.returncode == 0, client.stdout + client.stderr + output()
         assert client.stdout.startswith("201 "), client.stdout
 
+        # The worker and the scheduler run beside the API: its first tick sends the sweeper.
+        while "Sending task deposits.sweep" not in output() or "worker_started" not in output():
+            assert supervisor.poll() is None, output()
+            assert time.monotonic() < deadline + 30, output()
+            time.sleep(0.2)
+
         supervisor.send_signal(signal.SIGINT)  # Ctrl-C
         assert supervisor.wait(timeout=60) == 0, output()
     finally:
@@ -117,7 +123,9 @@ def test_make_run_reaches_a_first_payment_where_no_postgres_or_redis_runs(
             supervisor.wait()
         final = output()
         log.close()
-    assert "shutdown_complete" in final
+    assert "shutdown_complete" in final  # each of the three stopped cleanly
+    assert "worker_stopped" in final
+    assert "Scheduler shut down" in final
     # Ctrl-C stopped the embedded servers too: the data stays, the processes do not.
     data = tmp_path / "local"
     assert (data / "postgres" / "PG_VERSION").exists()

@@ -181,8 +181,13 @@ class Worker:
 
     def __init__(self, queue: str, **env: str) -> None:
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()/kill()
+        # The command carries the shutdown bound, as make run builds it from the same settings.
+        settings = get_settings()
+        if "WORKER_SHUTDOWN_SECONDS" in env:
+            bound = int(env["WORKER_SHUTDOWN_SECONDS"])
+            settings = settings.model_copy(update={"WORKER_SHUTDOWN_SECONDS": bound})
         self.process = subprocess.Popen(  # noqa: S603 - the command make run uses
-            worker_command(get_settings()),
+            worker_command(settings),
             cwd=ROOT,
             env={**os.environ, **WORKER_ENV, "TASK_QUEUE": queue, **env},
             stdout=self.log,
@@ -303,6 +308,41 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
 
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def test_a_task_longer_than_the_shutdown_bound_is_cut_and_redelivered(
+    api: Server, queue: str
+) -> None:
+    """SIGTERM waits WORKER_SHUTDOWN_SECONDS, not for ever: the cut task is not lost."""
+    env = {
+        "PSP_FAKE_LATENCY_MS": "4000",  # the charge outlasts the 1 s shutdown bound
+        "TASK_REDELIVERY_SECONDS": "10",  # task timeout 5 s: the charge fits in it
+        "WORKER_SHUTDOWN_SECONDS": "1",
+    }
+    with httpx.Client(base_url=api.base_url, timeout=30) as client:
+        auth = _signed_in(client)
+        account = client.post(
+            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
+        ).json()
+        first = Worker(queue, **env)
+        deposit = _deposit(client, auth, account["id"], 6300)
+        first.wait_for(f'"deposit_id": "{deposit}", "amount": 6300, "event": "deposit_charging"')
+        stopping = time.monotonic()
+        code = first.stop()
+        stopped_after = time.monotonic() - stopping
+        assert code == 0, first.output[-5000:]
+        assert stopped_after < 10, (stopped_after, first.output[-5000:])  # bound 1 s + exit
+        assert client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()["status"] == (
+            "pending"
+        )
+        second = Worker(queue, **env)
+        try:
+            finished = _wait_until_final(client, auth, deposit, 10 + 4 + 30)
+        finally:
+            second.stop()
+        assert finished["status"] == "succeeded", (first.output + second.output)[-5000:]
+        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        assert balance["balance"] == 6300
 
 
 class PrivateRedis:
