@@ -84,6 +84,26 @@ async def open_account(
     return body
 
 
+async def make_deposit(
+    client: AsyncClient, user: SignedIn, amount: int, *, account_id: object | None = None
+) -> tuple[str, str]:
+    """Ask for a deposit (202, pending) into a new account of the user, or the one given.
+
+    The account id and the deposit id. No worker runs in-process: it stays pending until a
+    test completes it.
+    """
+    if account_id is None:
+        account = await open_account(client, user, name=f"Deposits {uuid.uuid4().hex[:8]}")
+        account_id = account["id"]
+    response = await client.post(
+        "/api/v1/deposits",
+        json={"account_id": account_id, "amount": amount, "currency": "EUR"},
+        headers=idempotency_headers(user),
+    )
+    assert response.status_code == 202, response.text
+    return str(account_id), str(response.json()["id"])
+
+
 async def adjust(
     client: AsyncClient, admin: SignedIn, account_id: object, amount: int, reason: str = "test"
 ) -> dict[str, object]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import IO
 
 import httpx
 import pytest
+
+from tests.factories import DEFAULT_PASSWORD, unique_email
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 30.0
@@ -146,3 +149,34 @@ def server(migrated_database: str) -> Iterator[Server]:
     running = start_server(uvicorn_command(port), port)
     yield running
     running.stop()
+
+
+def new_customer(client: httpx.Client) -> tuple[dict[str, str], str]:
+    """Register and sign in a user with one EUR account: their auth header and the account id."""
+    email = unique_email("e2e")
+    client.post(
+        "/api/v1/auth/register",
+        json={"email": email, "password": DEFAULT_PASSWORD, "full_name": "E2E Test"},
+    ).raise_for_status()
+    tokens = client.post(
+        "/api/v1/auth/login", data={"username": email, "password": DEFAULT_PASSWORD}
+    ).json()
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    account = client.post(
+        "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
+    ).json()
+    return auth, str(account["id"])
+
+
+def request_deposit(
+    client: httpx.Client, auth: dict[str, str], account_id: str, amount: int, **headers: str
+) -> str:
+    """POST /deposits (202, pending); the deposit id."""
+    response = client.post(
+        "/api/v1/deposits",
+        json={"account_id": account_id, "amount": amount, "currency": "EUR"},
+        headers={**auth, "Idempotency-Key": str(uuid.uuid4()), **headers},
+    )
+    assert response.status_code == 202, response.text
+    deposit_id: str = response.json()["id"]
+    return deposit_id

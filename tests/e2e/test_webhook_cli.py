@@ -12,8 +12,7 @@ import uuid
 
 import httpx
 
-from tests.e2e.conftest import ROOT, Server
-from tests.factories import DEFAULT_PASSWORD, unique_email
+from tests.e2e.conftest import ROOT, Server, new_customer, request_deposit
 
 
 def _cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,25 +28,8 @@ def _cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_webhook_command_finishes_a_pending_deposit_once(server: Server) -> None:
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
-        email = unique_email("webhook")
-        client.post(
-            "/api/v1/auth/register",
-            json={"email": email, "password": DEFAULT_PASSWORD, "full_name": "Webhook Test"},
-        ).raise_for_status()
-        token = client.post(
-            "/api/v1/auth/login", data={"username": email, "password": DEFAULT_PASSWORD}
-        ).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
-        account = client.post(
-            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
-        ).json()
-        created = client.post(
-            "/api/v1/deposits",
-            json={"account_id": account["id"], "amount": 2577, "currency": "EUR"},
-            headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
-        )
-        assert created.status_code == 202, created.text
-        deposit = created.json()["id"]
+        auth, account_id = new_customer(client)
+        deposit = request_deposit(client, auth, account_id, 2577)  # ..77: pending at the provider
 
         event_id = f"evt_{uuid.uuid4().hex}"
         first = _cli(server, "charge.succeeded", deposit, "--event-id", event_id)
@@ -58,7 +40,7 @@ def test_the_webhook_command_finishes_a_pending_deposit_once(server: Server) -> 
 
         finished = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
         assert finished["status"] == "succeeded"
-        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
         assert balance["balance"] == 2577  # once, though the event came twice
 
         unknown = _cli(

@@ -29,8 +29,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import worker_command
 from app.core.config import get_settings
-from tests.e2e.conftest import ROOT, Server, free_port, start_server, uvicorn_command
-from tests.factories import DEFAULT_PASSWORD, unique_email
+from tests.e2e.conftest import (
+    ROOT,
+    Server,
+    free_port,
+    new_customer,
+    request_deposit,
+    start_server,
+    uvicorn_command,
+)
 
 WORKER_ENV = {"PSP_FAKE_LATENCY_MS": "50", "OUTBOX_POLL_SECONDS": "0.2"}
 
@@ -49,40 +56,14 @@ def api(migrated_database: str, queue: str) -> Iterator[Server]:
     server.stop()
 
 
-def _signed_in(client: httpx.Client) -> dict[str, str]:
-    email = unique_email("worker")
-    client.post(
-        "/api/v1/auth/register",
-        json={"email": email, "password": DEFAULT_PASSWORD, "full_name": "Worker Test"},
-    ).raise_for_status()
-    tokens = client.post(
-        "/api/v1/auth/login", data={"username": email, "password": DEFAULT_PASSWORD}
-    ).json()
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-def _deposit(client: httpx.Client, auth: dict[str, str], account_id: str, amount: int) -> str:
-    response = client.post(
-        "/api/v1/deposits",
-        json={"account_id": account_id, "amount": amount, "currency": "EUR"},
-        headers={**auth, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert response.status_code == 202, response.text
-    deposit_id: str = response.json()["id"]
-    return deposit_id
-
-
 def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
     api: Server, queue: str
 ) -> None:
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
-        auth = _signed_in(client)
-        account = client.post(
-            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
-        ).json()
-        paid_in = _deposit(client, auth, account["id"], 5000)
-        declined = _deposit(client, auth, account["id"], 1013)
-        flaky = _deposit(client, auth, account["id"], 4242)
+        auth, account_id = new_customer(client)
+        paid_in = request_deposit(client, auth, account_id, 5000)
+        declined = request_deposit(client, auth, account_id, 1013)
+        flaky = request_deposit(client, auth, account_id, 4242)
         time.sleep(1)
         assert client.get(f"/api/v1/deposits/{paid_in}", headers=auth).json()["status"] == "pending"
 
@@ -114,7 +95,7 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
             )
             failed = client.get(f"/api/v1/deposits/{declined}", headers=auth).json()
             assert failed["failure_code"] == "card_declined"
-            balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+            balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
             assert balance["balance"] == 5000 + 4242  # each credited once
         finally:
             worker.send_signal(signal.SIGTERM)
@@ -131,11 +112,8 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
 
 def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: str) -> None:
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
-        auth = _signed_in(client)
-        account = client.post(
-            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
-        ).json()
-        deposit = _deposit(client, auth, account["id"], 3000)
+        auth, account_id = new_customer(client)
+        deposit = request_deposit(client, auth, account_id, 3000)
         log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
         worker = subprocess.Popen(  # noqa: S603 - the command make run uses
             worker_command(get_settings()),
@@ -167,7 +145,7 @@ def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: s
         assert code == 0, output[-5000:]
         finished = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
         assert finished["status"] == "succeeded", output[-5000:]
-        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
         assert balance["balance"] == 3000
 
 
@@ -267,18 +245,9 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
 ) -> None:
     slow = {"PSP_FAKE_LATENCY_MS": "3000", "TASK_REDELIVERY_SECONDS": str(REDELIVERY_SECONDS)}
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
-        auth = _signed_in(client)
-        account = client.post(
-            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
-        ).json()
+        auth, account_id = new_customer(client)
         first = Worker(queue, **slow)
-        created = client.post(
-            "/api/v1/deposits",
-            json={"account_id": account["id"], "amount": 6100, "currency": "EUR"},
-            headers={**auth, "Idempotency-Key": str(uuid.uuid4()), "X-Request-ID": REQUEST_ID},
-        )
-        assert created.status_code == 202, created.text
-        deposit = created.json()["id"]
+        deposit = request_deposit(client, auth, account_id, 6100, **{"X-Request-ID": REQUEST_ID})
         first.wait_for(f'"deposit_id": "{deposit}", "amount": 6100, "event": "deposit_charging"')
         first.kill()  # mid-charge: the message is read, never acknowledged
         killed_at = time.monotonic()
@@ -293,7 +262,7 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
         assert finished["status"] == "succeeded", logs[-5000:]
         # Taken over after the redelivery window, plus the 3 s charge and start-up.
         print(f"finished {took:.1f} s after the kill (redelivery {REDELIVERY_SECONDS} s)")
-        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
         assert balance["balance"] == 6100  # credited once
         receipts = [
             line for line in logs.splitlines() if '"email_sent"' in line and deposit in line
@@ -320,12 +289,9 @@ def test_a_task_longer_than_the_shutdown_bound_is_cut_and_redelivered(
         "WORKER_SHUTDOWN_SECONDS": "1",
     }
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
-        auth = _signed_in(client)
-        account = client.post(
-            "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
-        ).json()
+        auth, account_id = new_customer(client)
         first = Worker(queue, **env)
-        deposit = _deposit(client, auth, account["id"], 6300)
+        deposit = request_deposit(client, auth, account_id, 6300)
         first.wait_for(f'"deposit_id": "{deposit}", "amount": 6300, "event": "deposit_charging"')
         stopping = time.monotonic()
         code = first.stop()
@@ -341,7 +307,7 @@ def test_a_task_longer_than_the_shutdown_bound_is_cut_and_redelivered(
         finally:
             second.stop()
         assert finished["status"] == "succeeded", (first.output + second.output)[-5000:]
-        balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+        balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
         assert balance["balance"] == 6300
 
 
@@ -396,17 +362,14 @@ def test_a_deposit_committed_while_redis_is_down_completes_when_it_is_back(
     try:
         worker.wait_for("Listening started")
         with httpx.Client(base_url=api.base_url, timeout=30) as client:
-            auth = _signed_in(client)
-            account = client.post(
-                "/api/v1/accounts", json={"currency": "EUR", "name": "Main"}, headers=auth
-            ).json()
+            auth, account_id = new_customer(client)
             private_redis.stop()  # Redis is gone, right before the commit
-            deposit = _deposit(client, auth, account["id"], 6200)
+            deposit = request_deposit(client, auth, account_id, 6200)
             time.sleep(2)  # the relay tries and fails: the task stays in the outbox
             pending = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
             private_redis.start()  # an empty Redis: the stream and its group are gone too
             finished = _wait_until_final(client, auth, deposit, 60)
-            balance = client.get(f"/api/v1/accounts/{account['id']}", headers=auth).json()
+            balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
     finally:
         code = worker.stop()
         api.stop()

@@ -13,18 +13,7 @@ from app.accounts import service as accounts_service
 from app.deposits import service as deposits_service
 from app.deposits.provider import Charge, FakeProvider, ProviderUnavailableError
 from app.deposits.tasks import complete_deposit
-from tests.factories import SignedIn, idempotency_headers, open_account, signed_in_user
-
-
-async def _deposit(client: AsyncClient, user: SignedIn, amount: int) -> tuple[str, str]:
-    account = await open_account(client, user)
-    response = await client.post(
-        "/api/v1/deposits",
-        json={"account_id": account["id"], "amount": amount, "currency": "EUR"},
-        headers=idempotency_headers(user),
-    )
-    assert response.status_code == 202, response.text
-    return str(account["id"]), response.json()["id"]
+from tests.factories import SignedIn, make_deposit, signed_in_user
 
 
 async def _state(
@@ -44,7 +33,7 @@ async def test_a_successful_charge_credits_once_and_a_second_run_does_nothing(
     live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await signed_in_user(live_http)
-    account_id, deposit_id = await _deposit(live_http, user, 5000)
+    account_id, deposit_id = await make_deposit(live_http, user, 5000)
     provider = FakeProvider(latency_ms=0)
     assert (
         await complete_deposit(uuid.UUID(deposit_id), sessions=sessions, provider=provider)
@@ -65,7 +54,7 @@ async def test_a_declined_card_fails_the_deposit_without_moving_money(
     live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await signed_in_user(live_http)
-    account_id, deposit_id = await _deposit(live_http, user, 1013)
+    account_id, deposit_id = await make_deposit(live_http, user, 1013)
     provider = FakeProvider(latency_ms=0)
     assert (
         await complete_deposit(uuid.UUID(deposit_id), sessions=sessions, provider=provider)
@@ -86,7 +75,7 @@ async def test_a_pending_charge_waits_for_the_provider_and_finishes_once(
     live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await signed_in_user(live_http)
-    account_id, deposit_id = await _deposit(live_http, user, 7777)
+    account_id, deposit_id = await make_deposit(live_http, user, 7777)
     provider = FakeProvider(latency_ms=0)
     assert (
         await complete_deposit(uuid.UUID(deposit_id), sessions=sessions, provider=provider)
@@ -106,7 +95,7 @@ async def test_a_provider_error_is_raised_for_a_retry_and_the_retry_credits_once
     live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await signed_in_user(live_http)
-    account_id, deposit_id = await _deposit(live_http, user, 4242)
+    account_id, deposit_id = await make_deposit(live_http, user, 4242)
     provider = FakeProvider(latency_ms=0)
     for _ in range(2):
         with pytest.raises(ProviderUnavailableError):
@@ -129,7 +118,7 @@ async def test_two_workers_on_the_same_deposit_credit_it_once(
     live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     user = await signed_in_user(live_http)
-    account_id, deposit_id = await _deposit(live_http, user, 2500)
+    account_id, deposit_id = await make_deposit(live_http, user, 2500)
     # Each worker its own provider client: both charges go through (the real provider would
     # dedupe them by the deposit id); the row lock lets exactly one of them credit.
     results = await asyncio.gather(

@@ -20,7 +20,7 @@ from app.deposits import service as deposits_service
 from app.deposits.models import Deposit, DepositReceipt
 from app.deposits.provider import FakeProvider
 from app.deposits.tasks import complete_deposit, send_receipt
-from tests.factories import SignedIn, idempotency_headers, open_account, signed_in_user
+from tests.factories import SignedIn, make_deposit, signed_in_user
 
 STALE_AFTER = timedelta(minutes=1)
 
@@ -42,14 +42,7 @@ class Outbox:
 
 
 async def _deposit(client: AsyncClient, user: SignedIn, amount: int) -> uuid.UUID:
-    account = await open_account(client, user, name=f"Main {uuid.uuid4().hex[:6]}")
-    response = await client.post(
-        "/api/v1/deposits",
-        json={"account_id": account["id"], "amount": amount, "currency": "EUR"},
-        headers=idempotency_headers(user),
-    )
-    assert response.status_code == 202, response.text
-    return uuid.UUID(response.json()["id"])
+    return uuid.UUID((await make_deposit(client, user, amount))[1])
 
 
 async def _succeeded(

@@ -18,7 +18,7 @@ from app.accounts import service as accounts_service
 from app.core.models import TaskOutboxEntry
 from app.deposits.models import WebhookEvent
 from app.deposits.signature import sign, signature
-from tests.factories import SignedIn, idempotency_headers, open_account, signed_in_user
+from tests.factories import SignedIn, make_deposit, signed_in_user
 
 WEBHOOK = "/api/v1/webhooks/psp"
 PENDING_AMOUNT = 2577  # the fake provider's "pending": only a webhook finishes it
@@ -48,14 +48,7 @@ async def _post(
 
 
 async def _pending_deposit(client: AsyncClient, user: SignedIn) -> tuple[str, str]:
-    account = await open_account(client, user)
-    response = await client.post(
-        "/api/v1/deposits",
-        json={"account_id": account["id"], "amount": PENDING_AMOUNT, "currency": "EUR"},
-        headers=idempotency_headers(user),
-    )
-    assert response.status_code == 202, response.text
-    return str(account["id"]), response.json()["id"]
+    return await make_deposit(client, user, PENDING_AMOUNT)
 
 
 async def _read(client: AsyncClient, user: SignedIn, path: str) -> dict[str, Any]:
