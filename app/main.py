@@ -6,6 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+from starlette.requests import Request
+from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
@@ -27,6 +31,7 @@ from app.core.http_headers import (
 )
 from app.core.invalidation import Invalidator
 from app.core.logging import configure_logging, get_logger
+from app.core.metrics import PoolCollector, render
 from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
 from app.core.redis import RedisBreaker, create_redis
@@ -43,6 +48,9 @@ from app.users.router import admin_router as users_admin_router
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
+METRICS_PATH = "/metrics"
+# Request durations (seconds) per route: fine enough for p50/p95/p99 around the SLOs.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 logger = get_logger(__name__)
 
@@ -57,6 +65,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Pools are created here, not at import, so tests and workers control their lifetime.
         app.state.engine = create_engine(settings)
         app.state.session_factory = create_session_factory(app.state.engine)
+        pool_collector = PoolCollector(
+            app.state.engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
+        )
+        metrics_registry.register(pool_collector)
         app.state.redis = create_redis(settings)
         # One breaker for every Redis user: one failure spares all of them the timeouts.
         breaker = app.state.redis_breaker = RedisBreaker(
@@ -90,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.password_hasher.close()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
+            metrics_registry.unregister(pool_collector)
             logger.info("shutdown_complete")
 
     app = FastAPI(
@@ -135,6 +148,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         wait_seconds=settings.ADMISSION_WAIT_SECONDS,
         # Endpoints that hash a password queue for Argon2: a gate of their own.
         separate=(f"{API_PREFIX}/auth/", f"{API_PREFIX}/users/me/password"),
+        # Probes and the scrape are never queued: an overload is when they matter most.
+        exempt_prefixes=("/health/", METRICS_PATH),
     )
     if settings.CORS_ORIGINS:
         app.add_middleware(
@@ -151,8 +166,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "X-RateLimit-Reset",
             ],
         )
+    # RED metrics per route template, inside the request context (so its last-resort 500 is
+    # outside, and counted as the 500 the instrumentator saw raised), outside everything that
+    # may refuse a request (503, 413, 429 are counted too). Not /metrics itself; paths no route
+    # matches are one `none` handler, never a raw path.
+    metrics_registry = CollectorRegistry(auto_describe=True)
+    Instrumentator(
+        excluded_handlers=[METRICS_PATH],
+        should_group_untemplated=True,
+        registry=metrics_registry,
+    ).instrument(app, latency_lowr_buckets=LATENCY_BUCKETS)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
+
+    async def metrics(_: Request) -> Response:
+        return Response(render(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
 
     # Probes first: they are the most frequent requests and the cheapest to match.
     include_flat(app, health_router)

@@ -19,17 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import CollectorRegistry, start_http_server
+from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import TaskiqEvents, TaskiqScheduler, TaskiqState
 from taskiq.schedule_sources import LabelScheduleSource
 
 # Each module's tasks register themselves with the broker when imported.
 from app.auth import tasks as auth_tasks  # noqa: F401 - registers its tasks
 from app.core.broker import STREAM_HIGH_WATER, broker
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.email import build_email_sender
 from app.core.logging import configure_logging, get_logger
+from app.core.metrics import BUSINESS, PoolCollector, Union
 from app.core.outbox import relay_while_room
 from app.deposits import tasks as deposits_tasks  # noqa: F401 - registers its tasks
 from app.deposits.provider import build_provider
@@ -72,6 +76,28 @@ async def _relay_forever(state: TaskiqState, every: float) -> None:
         await asyncio.sleep(every)
 
 
+def _serve_metrics(settings: Settings, engine: AsyncEngine) -> WSGIServer | None:
+    """The worker's /metrics on HOST:WORKER_METRICS_PORT: the business counters and its pool.
+
+    A port already taken (a second worker on one host) costs the metrics, not the worker.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(Union(BUSINESS))
+    registry.register(
+        PoolCollector(engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
+    )
+    try:
+        server, _ = start_http_server(
+            settings.WORKER_METRICS_PORT, addr=settings.HOST, registry=registry
+        )
+    except OSError as exc:
+        logger.warning(
+            "worker_metrics_unavailable", port=settings.WORKER_METRICS_PORT, error=str(exc)
+        )
+        return None
+    return server
+
+
 @broker.on_event(TaskiqEvents.WORKER_STARTUP)
 async def startup(state: TaskiqState) -> None:
     """Pools, the provider and the email sender for the tasks; the outbox relay."""
@@ -82,7 +108,13 @@ async def startup(state: TaskiqState) -> None:
     state.provider = build_provider(settings)
     state.email = build_email_sender(settings)
     state.relay = asyncio.create_task(_relay_forever(state, settings.OUTBOX_POLL_SECONDS))
-    logger.info("worker_started", queue=settings.TASK_QUEUE, provider=settings.PSP_PROVIDER)
+    state.metrics = _serve_metrics(settings, state.engine)
+    logger.info(
+        "worker_started",
+        queue=settings.TASK_QUEUE,
+        provider=settings.PSP_PROVIDER,
+        metrics_port=settings.WORKER_METRICS_PORT if state.metrics else None,
+    )
 
 
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
@@ -94,4 +126,6 @@ async def shutdown(state: TaskiqState) -> None:
     await state.provider.aclose()
     await state.email.aclose()
     await state.engine.dispose()
+    if state.metrics is not None:
+        state.metrics.shutdown()
     logger.info("worker_stopped")

@@ -34,11 +34,12 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from taskiq import AckableMessage, TaskiqMessage, TaskiqMiddleware
+from taskiq import AckableMessage, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq_redis import RedisStreamBroker
 
 from app.core.config import get_settings
 from app.core.logging import get_logger
+from app.core.metrics import TASK_DURATION, TASKS
 
 logger = get_logger(__name__)
 
@@ -152,6 +153,20 @@ class LogContextMiddleware(TaskiqMiddleware):
         return message
 
 
+class TaskMetricsMiddleware(TaskiqMiddleware):
+    """`ledger_tasks_total{task, outcome}` and `ledger_task_duration_seconds{task}` per run.
+
+    A run that raised or overran its timeout is an `error`; a worker that died mid-run counts
+    nothing (the message is redelivered and its next run is counted).
+    """
+
+    def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
+        """Count the finished run and its duration."""
+        outcome = "error" if result.is_err else "success"
+        TASKS.labels(task=message.task_name, outcome=outcome).inc()
+        TASK_DURATION.labels(task=message.task_name).observe(result.execution_time)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -165,4 +180,4 @@ broker = LedgerStreamBroker(
     # How often an idle worker wakes up to reclaim the tasks of dead workers.
     xread_block=1000,
     maxlen=STREAM_MAXLEN,
-).with_middlewares(LogContextMiddleware())
+).with_middlewares(LogContextMiddleware(), TaskMetricsMiddleware())

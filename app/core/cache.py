@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from app.core.logging import get_logger
+from app.core.metrics import CACHE_REQUESTS
 from app.core.redis import RedisBreaker, is_local_saturation
 
 logger = get_logger(__name__)
@@ -170,8 +171,10 @@ class Cache:
         # Used once: a second read in the same request asks Redis again.
         fetched = prefetched.pop((scope, name), None) if prefetched else None
         # Checked now, not only when it was read ahead: a failure or a held scope since then wins.
+        kind = scope.partition(":")[0]  # account, user: never the id after it
         if not self._redis_usable(scope):
             self.bypasses += 1
+            CACHE_REQUESTS.labels(cache=kind, result="error").inc()
             return await loader()
         prefix = self._value_prefix(scope, name)
         if fetched is not None:
@@ -182,12 +185,15 @@ class Cache:
                 generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
             except (RedisError, OSError, TimeoutError) as error:
                 self._failed("get", error)
+                CACHE_REQUESTS.labels(cache=kind, result="error").inc()
                 return await loader()
         if raw is not None:
             self.hits += 1
+            CACHE_REQUESTS.labels(cache=kind, result="hit").inc()
             value: dict[str, Any] = json.loads(raw)
             return value
         self.misses += 1
+        CACHE_REQUESTS.labels(cache=kind, result="miss").inc()
         key = prefix + generation.decode()
         return await self._load_once(key, loader)
 

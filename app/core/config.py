@@ -159,6 +159,8 @@ class Settings(BaseSettings):
     TASK_REDELIVERY_SECONDS: int = Field(default=60, ge=2, le=3600)
     WORKER_SHUTDOWN_SECONDS: int = Field(default=20, ge=1, le=600)
     OUTBOX_POLL_SECONDS: float = Field(default=1.0, gt=0, le=60)
+    # The worker's own /metrics (SPEC §7), on HOST: each worker process serves its counters.
+    WORKER_METRICS_PORT: int = Field(default=9000, ge=1, le=65535)
     # The payment provider (app/deposits/provider.py): `fake` (SPEC §6's deterministic rules;
     # refused in production) or `http`, a real one at PSP_BASE_URL. Its webhooks are signed with
     # PSP_WEBHOOK_SECRET (app/deposits/webhooks.py).

@@ -47,6 +47,7 @@ from app.core.config import Settings, get_settings
 from app.core.error_handlers import app_error_response, request_id_of
 from app.core.errors import RateLimitedError
 from app.core.logging import get_logger
+from app.core.metrics import RATE_LIMITED
 from app.core.redis import RedisBreaker, is_local_saturation
 
 logger = get_logger(__name__)
@@ -293,6 +294,7 @@ class RateLimitMiddleware:
             return
         if not verdict.allowed:
             logger.info("rate_limited", limit="default", client=client_ip(scope))
+            RATE_LIMITED.labels(limit="default").inc()
             response = app_error_response(
                 RateLimitedError(headers=verdict.headers), request_id=request_id_of(Request(scope))
             )
@@ -331,4 +333,5 @@ async def enforce(
     verdict = await get_rate_limiter(request).hit(parse(limit), name, identity, fail_open=fail_open)
     if verdict is not None and not verdict.allowed:
         logger.info("rate_limited", limit=name, client=client_ip(request.scope))
+        RATE_LIMITED.labels(limit=name).inc()
         raise RateLimitedError(detail, headers=verdict.headers)

@@ -22,6 +22,7 @@ from app.accounts.schemas import Leg
 from app.core.email import Email
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
+from app.core.metrics import DEPOSITS, count_after_commit
 from app.core.outbox import enqueue, still_queued
 from app.deposits import repository
 from app.deposits.models import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Deposit
@@ -101,6 +102,7 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
     if charge.status == "declined":
         deposit.status, deposit.failure_code = STATUS_FAILED, charge.failure_code or "declined"
         await session.flush()
+        count_after_commit(session, DEPOSITS.labels(outcome=STATUS_FAILED))
         logger.info("deposit_failed", deposit_id=str(deposit.id), reason=deposit.failure_code)
         return deposit.status
     account = await accounts_service.get_account_ref(session, account_id=deposit.account_id)
@@ -121,6 +123,7 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
     # The receipt's task commits with the credit: whoever finished the deposit (the worker or a
     # webhook), the receipt is not forgotten.
     enqueue(session, RECEIPT_TASK, deposit_id=str(deposit.id))
+    count_after_commit(session, DEPOSITS.labels(outcome=STATUS_SUCCEEDED))
     logger.info("deposit_succeeded", deposit_id=str(deposit.id), amount=deposit.amount)
     return deposit.status
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import get_settings
 from app.core.errors import AppError, Refusal, app_error_body
 from app.core.logging import get_logger
+from app.core.metrics import IDEMPOTENT_REPLAYS
 from app.idempotency import repository
 from app.idempotency.errors import IdempotencyKeyInProgressError, IdempotencyKeyReusedError
 from app.idempotency.schemas import IdempotentOutcome, IdempotentRequest
@@ -48,6 +49,7 @@ async def run_once(
         if stored.fingerprint != request.fingerprint:
             raise IdempotencyKeyReusedError
         logger.info("idempotent_replay", endpoint=request.endpoint)
+        IDEMPOTENT_REPLAYS.labels(endpoint=request.endpoint).inc()
         return IdempotentOutcome(
             status_code=stored.response_status, body=stored.response_body, replayed=True
         )

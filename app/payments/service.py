@@ -11,6 +11,7 @@ from app.accounts.errors import CurrencyMismatchError
 from app.accounts.schemas import Leg
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
+from app.core.metrics import PAYMENTS, count_after_commit
 from app.core.pagination import KeysetPosition, PageParams, build_page
 from app.payments import repository
 from app.payments.errors import SameAccountError
@@ -66,6 +67,7 @@ async def create_payment(
         failure_code=failure_code,
         ledger_transaction_id=transaction_id,
     )
+    count_after_commit(session, PAYMENTS.labels(outcome=failure_code or STATUS_SUCCEEDED))
     if isinstance(posted, Refusal):
         logger.info("payment_failed", payment_id=str(payment_id), reason=failure_code)
         return posted

@@ -19,11 +19,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -67,81 +67,47 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
         time.sleep(1)
         assert client.get(f"/api/v1/deposits/{paid_in}", headers=auth).json()["status"] == "pending"
 
-        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen(  # noqa: S603 - the command make run uses
-            worker_command(get_settings()),
-            cwd=ROOT,
-            env={**os.environ, **WORKER_ENV, "TASK_QUEUE": queue},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        worker = Worker(queue)
         try:
-            statuses: dict[str, str] = {}
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                statuses = {
-                    deposit: client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()[
-                        "status"
-                    ]
-                    for deposit in (paid_in, declined, flaky)
-                }
-                if "pending" not in statuses.values():
-                    break
-                time.sleep(0.25)
-            log.seek(0)
-            assert statuses == {paid_in: "succeeded", declined: "failed", flaky: "succeeded"}, (
-                log.read()[-5000:]
+            finished = {
+                deposit: _wait_until_final(client, auth, deposit, 60)["status"]
+                for deposit in (paid_in, declined, flaky)
+            }
+            assert finished == {paid_in: "succeeded", declined: "failed", flaky: "succeeded"}, (
+                worker.read()[-5000:]
             )
             failed = client.get(f"/api/v1/deposits/{declined}", headers=auth).json()
             assert failed["failure_code"] == "card_declined"
             balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
             assert balance["balance"] == 5000 + 4242  # each credited once
+            # The worker's own metrics endpoint: its task runs, the deposits it finished, its pool.
+            worker.wait_for("receipt_sent")
+            metrics = httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics").text
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                code = worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                raise
-            log.seek(0)
-            output = log.read()
-            log.close()
-        assert code == 0, output[-5000:]
+            code = worker.stop()
+        assert code == 0, worker.output[-5000:]
+        values = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(metrics)
+            for s in family.samples
+        }
+        complete = (("outcome", "success"), ("task", "deposits.complete"))
+        assert values[("ledger_tasks_total", complete)] >= 3  # one run each (42 retries inside)
+        assert values[("ledger_deposits_total", (("outcome", "succeeded"),))] >= 2
+        assert values[("ledger_deposits_total", (("outcome", "failed"),))] >= 1
+        assert values[("ledger_task_duration_seconds_count", (("task", "deposits.complete"),))] >= 3
+        assert ("ledger_db_pool_size", ()) in values
 
 
 def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: str) -> None:
     with httpx.Client(base_url=api.base_url, timeout=30) as client:
         auth, account_id = new_customer(client)
         deposit = request_deposit(client, auth, account_id, 3000)
-        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen(  # noqa: S603 - the command make run uses
-            worker_command(get_settings()),
-            cwd=ROOT,
-            # A slow card: the charge is still running when SIGTERM arrives.
-            env={**os.environ, **WORKER_ENV, "PSP_FAKE_LATENCY_MS": "3000", "TASK_QUEUE": queue},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                log.seek(0)
-                if "deposit_charging" in log.read():
-                    break
-                assert time.monotonic() < deadline, output_so_far(log)
-                assert worker.poll() is None, output_so_far(log)
-                time.sleep(0.1)
-            # The card is being charged (3 s): stop the worker now.
-            worker.send_signal(signal.SIGTERM)
-            code = worker.wait(timeout=30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-            log.seek(0)
-            output = log.read()
-            log.close()
+        # A slow card: the charge is still running when SIGTERM arrives.
+        worker = Worker(queue, PSP_FAKE_LATENCY_MS="3000")
+        worker.wait_for("deposit_charging")
+        code = worker.stop()  # the card is being charged (3 s): stop the worker now
+        output = worker.output
         assert code == 0, output[-5000:]
         finished = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()
         assert finished["status"] == "succeeded", output[-5000:]
@@ -149,16 +115,12 @@ def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: s
         assert balance["balance"] == 3000
 
 
-def output_so_far(log: IO[str]) -> str:
-    log.seek(0)
-    return log.read()[-5000:]
-
-
 class Worker:
     """A worker process (the command make run uses) in its own process group, logging to a file."""
 
     def __init__(self, queue: str, **env: str) -> None:
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop()/kill()
+        self.metrics_port = free_port()
         # The command carries the shutdown bound, as make run builds it from the same settings.
         settings = get_settings()
         if "WORKER_SHUTDOWN_SECONDS" in env:
@@ -167,7 +129,13 @@ class Worker:
         self.process = subprocess.Popen(  # noqa: S603 - the command make run uses
             worker_command(settings),
             cwd=ROOT,
-            env={**os.environ, **WORKER_ENV, "TASK_QUEUE": queue, **env},
+            env={
+                **os.environ,
+                **WORKER_ENV,
+                "TASK_QUEUE": queue,
+                "WORKER_METRICS_PORT": str(self.metrics_port),
+                **env,
+            },
             stdout=self.log,
             stderr=subprocess.STDOUT,
             text=True,

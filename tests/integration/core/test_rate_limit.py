@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.core.config import get_settings
 from tests.factories import DEFAULT_PASSWORD, register
 from tests.integration.conftest import http_client, started_app
+from tests.metrics import sample
 
 # Rate-limit counters start from zero in every test.
 pytestmark = pytest.mark.usefixtures("empty_redis")
@@ -33,9 +34,11 @@ async def app(limits: None) -> AsyncIterator[FastAPI]:
 
 
 async def test_the_default_limit_counts_anonymous_requests_and_answers_429(app: FastAPI) -> None:
+    before = sample("ledger_rate_limited_total", limit="default")
     async with http_client(app) as http:
         responses = [await http.get(ME) for _ in range(6)]
     assert [r.status_code for r in responses] == [401] * 5 + [429]
+    assert sample("ledger_rate_limited_total", limit="default") == before + 1
     assert {r.headers["x-ratelimit-limit"] for r in responses[:5]} == {"5"}
     limited = responses[-1]
     assert limited.headers["content-type"] == "application/problem+json"
@@ -91,8 +94,22 @@ async def test_forwarded_for_from_a_trusted_proxy_separates_clients(
     assert same_client == [401] * 5 + [429]
 
 
-async def test_login_is_limited_per_account_then_per_ip(app: FastAPI) -> None:
-    async with http_client(app) as http:
+@pytest.fixture
+async def login_app(limits: None, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
+    """The login limits alone: with the default limit at 5 a minute, the 6th request of a test
+    is refused by it, whatever the login limits say."""
+    monkeypatch.setenv("RATE_LIMIT_DEFAULT", "100/minute")
+    get_settings.cache_clear()
+    async with started_app() as application:
+        yield application
+
+
+async def test_login_is_limited_per_account_then_per_ip(login_app: FastAPI) -> None:
+    before = {
+        name: sample("ledger_rate_limited_total", limit=name)
+        for name in ("login-account", "login-ip")
+    }
+    async with http_client(login_app) as http:
         user = await register(http)
         wrong = {"username": user["email"], "password": "wrong-password-1"}
         per_account = [(await http.post(LOGIN, data=wrong)).status_code for _ in range(3)]
@@ -100,6 +117,10 @@ async def test_login_is_limited_per_account_then_per_ip(app: FastAPI) -> None:
         per_ip = [(await http.post(LOGIN, data=other)).status_code for _ in range(2)]
     assert per_account == [401, 401, 429]
     assert per_ip == [401, 429]  # 4 logins per IP per minute, whatever the account
+    # Counted by the limit's name, never by the account or the address.
+    assert {
+        name: sample("ledger_rate_limited_total", limit=name) - before[name] for name in before
+    } == {"login-account": 1, "login-ip": 1}
 
 
 async def test_when_redis_is_down_routes_fail_open_but_login_stays_limited(
