@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check test-packages test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -70,11 +70,19 @@ imports: install
 openapi: install
 	$(BIN)/openapi-spec-validator openapi.yaml
 
-config-check: install ## Validate CI, compose and Dockerfile offline with each ecosystem's tool
+config-check: install monitoring-tools ## Validate CI, compose, Dockerfile, Prometheus and Alertmanager offline with each ecosystem's tool
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(PY) tools/check_compose_refs.py compose.yaml
 	$(BIN)/hadolint docker/Dockerfile
+	tools/check_monitoring.sh
+
+# promtool (and Prometheus) from Debian; Alertmanager 0.28 from Debian trixie, unpacked into
+# .cache/ (bookworm's 0.25 cannot read the Telegram token from a file: ADR 0027).
+monitoring-tools: ## Prometheus' and Alertmanager's own tools, installed when missing
+	@command -v promtool >/dev/null || { echo "installing prometheus"; \
+		apt-get install -y prometheus || { apt-get update && apt-get install -y prometheus; }; }
+	@tools/debian_alertmanager.sh
 
 # The browser test drives a real Chromium through Playwright; never `playwright install` (it
 # downloads its own browsers). Debian's package, installed here when it is missing.

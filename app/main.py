@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +24,7 @@ from app.core.config import Environment, Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
+from app.core.errors import ServiceUnavailableError
 from app.core.http_headers import (
     HeadAsGetMiddleware,
     ProblemCORSMiddleware,
@@ -171,6 +172,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # may refuse a request (503, 413, 429 are counted too). Not /metrics itself; paths no route
     # matches are one `none` handler, never a raw path.
     metrics_registry = CollectorRegistry(auto_describe=True)
+    ready = Gauge(
+        "ledger_ready",
+        "1 while /health/ready would answer 200 (database and Redis answer, not draining).",
+        registry=metrics_registry,
+    )
     Instrumentator(
         excluded_handlers=[METRICS_PATH],
         should_group_untemplated=True,
@@ -179,7 +185,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
 
-    async def metrics(_: Request) -> Response:
+    async def metrics(request: Request) -> Response:
+        # The readiness probe's verdict (reused for HEALTH_CACHE_SECONDS), for its alert.
+        try:
+            await request.app.state.readiness.check()
+            ready.set(1)
+        except ServiceUnavailableError:
+            ready.set(0)
         return Response(render(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)

@@ -33,7 +33,7 @@ from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.email import build_email_sender
 from app.core.logging import configure_logging, get_logger
-from app.core.metrics import BUSINESS, PoolCollector, Union
+from app.core.metrics import BUSINESS, QUEUE_BACKLOG, PoolCollector, Union
 from app.core.outbox import relay_while_room
 from app.deposits import tasks as deposits_tasks  # noqa: F401 - registers its tasks
 from app.deposits.provider import build_provider
@@ -58,6 +58,12 @@ async def _send(task_name: str, arguments: dict[str, Any], request_id: str | Non
     await kicker.kiq(**arguments)
 
 
+async def _observed_backlog() -> int:
+    depth = await broker.backlog()
+    QUEUE_BACKLOG.set(depth)
+    return depth
+
+
 async def _relay_forever(state: TaskiqState, every: float) -> None:
     tasks = frozenset(broker.get_all_tasks())
     while True:
@@ -66,7 +72,7 @@ async def _relay_forever(state: TaskiqState, every: float) -> None:
                 state.sessions,
                 _send,
                 tasks=tasks,
-                backlog=broker.backlog,
+                backlog=_observed_backlog,
                 high_water=STREAM_HIGH_WATER,
             )
             if sent:
@@ -83,6 +89,7 @@ def _serve_metrics(settings: Settings, engine: AsyncEngine) -> WSGIServer | None
     """
     registry = CollectorRegistry(auto_describe=True)
     registry.register(Union(BUSINESS))
+    registry.register(QUEUE_BACKLOG)
     registry.register(
         PoolCollector(engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
     )

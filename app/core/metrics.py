@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event
@@ -73,6 +73,14 @@ TASK_DURATION = Histogram(
     ["task"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     registry=BUSINESS,
+)
+
+
+# The worker's alone (its endpoint registers it): the stream's length as the relay last saw it.
+QUEUE_BACKLOG = Gauge(
+    "ledger_queue_backlog",
+    "Task messages in the Redis stream, unread or running (the relay's last look).",
+    registry=None,
 )
 
 

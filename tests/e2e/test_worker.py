@@ -97,6 +97,7 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
         assert values[("ledger_deposits_total", (("outcome", "failed"),))] >= 1
         assert values[("ledger_task_duration_seconds_count", (("task", "deposits.complete"),))] >= 3
         assert ("ledger_db_pool_size", ()) in values
+        assert ("ledger_queue_backlog", ()) in values
 
 
 def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: str) -> None:

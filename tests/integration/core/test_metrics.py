@@ -19,6 +19,7 @@ from prometheus_client.samples import Sample
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.config import get_settings
+from app.core.errors import ServiceUnavailableError
 from app.core.metrics import PAYMENTS, count_after_commit
 from app.deposits.provider import FakeProvider
 from app.deposits.tasks import complete_deposit
@@ -201,3 +202,17 @@ async def test_cache_reads_by_cache_and_result(live_http: AsyncClient) -> None:
         - before[result]
         for result in before
     } == {"hit": 1, "miss": 1}
+
+
+async def test_readiness_is_a_gauge_for_its_alert(
+    live_http: AsyncClient, live_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = {s.name: s.value for s in _samples(await _scrape(live_http))}
+    assert values["ledger_ready"] == 1
+
+    async def not_ready() -> None:
+        raise ServiceUnavailableError("Not ready: redis unreachable.")
+
+    monkeypatch.setattr(live_app.state.readiness, "check", not_ready)
+    values = {s.name: s.value for s in _samples(await _scrape(live_http))}
+    assert values["ledger_ready"] == 0
