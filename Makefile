@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools test-packages test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools alert-drill test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ config-check: install monitoring-tools ## Validate CI, compose, Dockerfile, Prom
 	$(PY) tools/check_compose_refs.py compose.yaml
 	$(BIN)/hadolint docker/Dockerfile
 	tools/check_monitoring.sh
+
+alert-drill: install monitoring-tools ## An alert end to end: real API, Prometheus, Alertmanager, stand-ins for Telegram and Slack (~3 min)
+	$(PY) tools/alert_drill.py
 
 # promtool (and Prometheus) from Debian; Alertmanager 0.28 from Debian trixie, unpacked into
 # .cache/ (bookworm's 0.25 cannot read the Telegram token from a file: ADR 0027).

@@ -1,0 +1,399 @@
+"""`make alert-drill`: an alert travels the whole chain on this machine, and resolves (SPEC §7).
+
+Real processes: the API (`python -m app.server`, on a database of the drill's own), Prometheus
+and Alertmanager with the project's own rule, routing and template files — only the addresses
+and the secret files' paths are changed — and one local HTTP stand-in answering as both the
+Telegram Bot API and a Slack webhook. The drill stops the API, waits until the page reaches
+Telegram and Slack naming the alert and its runbook, starts the API again, and waits for both
+resolved messages. It prints the timeline and exits 1 if any step misses its deadline.
+
+Prometheus scrapes every 15 s and `LedgerApiDown` waits 1 minute: a run takes about 3 minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.core.config import get_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMETHEUS_DIR = ROOT / "docker" / "prometheus"
+ALERTMANAGER_DIR = ROOT / "docker" / "alertmanager"
+ALERTMANAGER = ROOT / ".cache" / "alertmanager" / "usr" / "bin" / "prometheus-alertmanager"
+ALERT = "LedgerApiDown"
+RUNBOOK = "docs/operations.md#ledgerapidown"
+FIRE_WITHIN = 240.0  # scrape 15 s + `for: 1m` + evaluation 15 s + group_wait 10 s, with room
+RESOLVE_WITHIN = 180.0  # scrape + evaluation + the page route's 1 minute group_interval
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Message:
+    """One message a stand-in received."""
+
+    at: float
+    channel: str  # telegram or slack
+    text: str
+
+
+@dataclass
+class StandIn:
+    """Telegram's `POST /bot<token>/sendMessage` and a Slack webhook, recording what arrives."""
+
+    telegram_token: str
+    slack_path: str
+    messages: list[Message] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def serve(self, port: int) -> ThreadingHTTPServer:
+        """Answer on 127.0.0.1:`port` in a thread."""
+        drill = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                payload = json.loads(body or b"{}")
+                if self.path == f"/bot{drill.telegram_token}/sendMessage":
+                    drill.messages.append(Message(time.monotonic(), "telegram", payload["text"]))
+                    # The Bot API's answer: the message as sent, in its chat.
+                    chat = {"id": int(payload["chat_id"]), "type": "group"}
+                    answer = {
+                        "ok": True,
+                        "result": {"message_id": len(drill.messages), "chat": chat, "date": 0},
+                    }
+                elif self.path == drill.slack_path:
+                    parts = [payload.get("text", "")]
+                    for attachment in payload.get("attachments", []):
+                        parts += [attachment.get("title", ""), attachment.get("text", "")]
+                    drill.messages.append(Message(time.monotonic(), "slack", "\n".join(parts)))
+                    answer = {"ok": True}
+                else:  # a wrong token or hook: the chain is misconfigured
+                    drill.refused.append(self.path)
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def received(self, status: str) -> dict[str, Message]:
+        """The first message per channel that reports `ALERT` in `status` (FIRING/RESOLVED)."""
+        found: dict[str, Message] = {}
+        for message in self.messages:
+            if ALERT in message.text and status in message.text.upper():
+                found.setdefault(message.channel, message)
+        return found
+
+
+def prometheus_config(work: Path, *, api_port: int, alertmanager_port: int) -> Path:
+    """The project's prometheus.yml: the API's and Alertmanager's addresses made local.
+
+    The exporters, workers and backup job of compose do not run in the drill: their scrape jobs
+    are left out rather than pointed at nothing (they would alert about themselves).
+    """
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    config["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "*.yml")]
+    config["alerting"]["alertmanagers"] = [
+        {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
+    ]
+    config["scrape_configs"] = [
+        {"job_name": "api", "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]}
+    ]
+    path = work / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def alertmanager_config(work: Path, *, stand_in: StandIn, stand_in_port: int) -> Path:
+    """The project's alertmanager.yml: secret files of the drill's, the APIs' address local."""
+    (work / "telegram_bot_token").write_text(stand_in.telegram_token)
+    (work / "slack_webhook_url").write_text(
+        f"http://127.0.0.1:{stand_in_port}{stand_in.slack_path}"
+    )
+    config = yaml.safe_load((ALERTMANAGER_DIR / "alertmanager.yml").read_text())
+    config["templates"] = [str(ALERTMANAGER_DIR / "templates" / "*.tmpl")]
+    for receiver in config["receivers"]:
+        for telegram in receiver.get("telegram_configs", []):
+            telegram["bot_token_file"] = str(work / "telegram_bot_token")
+            telegram["api_url"] = f"http://127.0.0.1:{stand_in_port}"
+        for slack in receiver.get("slack_configs", []):
+            slack["api_url_file"] = str(work / "slack_webhook_url")
+    path = work / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(
+        make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+class DrillError(Exception):
+    """A step of the drill did not happen as it must."""
+
+
+def require(condition: object, message: str) -> None:
+    """Raise DrillError with `message` unless `condition` holds."""
+    if not condition:
+        raise DrillError(message)
+
+
+class Drill:
+    """The drill's processes, database and timeline."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.started = time.monotonic()
+        self.timeline: list[tuple[float, str]] = []
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.api_port = free_port()
+        self.database = f"ledger_drill_{secrets.token_hex(4)}"
+        settings = get_settings()
+        self.database_url = (
+            make_url(str(settings.DATABASE_URL))
+            .set(database=self.database)
+            .render_as_string(hide_password=False)
+        )
+        # Redis database 14 of the same server: the drill's rate limits and cache are its own.
+        self.redis_url = str(settings.REDIS_URL).rsplit("/", 1)[0] + "/14"
+        self.api: subprocess.Popen[bytes] | None = None
+
+    def note(self, what: str) -> None:
+        """Print and keep one line of the timeline."""
+        at = time.monotonic() - self.started
+        self.timeline.append((at, what))
+        print(f"  {at:6.1f} s  {what}", flush=True)
+
+    def spawn(
+        self, name: str, command: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start a process logging into the drill's folder."""
+        log = (self.work / f"{name}.log").open("ab")
+        process = subprocess.Popen(  # noqa: S603 - fixed commands
+            command,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process
+
+    def start_api(self) -> None:
+        """Start the API on its port and wait until it is ready."""
+        self.api = self.spawn(
+            "api",
+            [sys.executable, "-m", "app.server"],
+            {
+                "PORT": str(self.api_port),
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": self.redis_url,
+                "DRAIN_SECONDS": "0",
+            },
+        )
+        wait_for(
+            lambda: http_status(f"http://127.0.0.1:{self.api_port}/health/ready") == 200,
+            30,
+            "the API to be ready",
+        )
+
+    def stop_api(self) -> None:
+        """Stop the API as an orchestrator does (SIGTERM) and wait for it to exit."""
+        if self.api is None:
+            raise DrillError("the API is not running")
+        self.api.send_signal(signal.SIGTERM)
+        self.api.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        """Stop every process the drill started."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def http_status(url: str) -> int | None:
+    """The status `url` answers with, or None if nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URLs
+            status: int = response.status
+            return status
+    except OSError:
+        return None
+
+
+def query(prometheus: str, expression: str) -> list[dict[str, Any]]:
+    """An instant query's result vector."""
+    url = f"{prometheus}/api/v1/query?query={urllib.parse.quote(expression)}"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local URL
+        result: list[dict[str, Any]] = json.loads(response.read())["data"]["result"]
+        return result
+
+
+def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
+    """Poll `condition` every half second; DrillError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise DrillError(f"no {what} within {seconds:.0f} s")
+        time.sleep(0.5)
+
+
+def check_messages(found: dict[str, Message], status: str) -> None:
+    """Both channels got a message naming the alert, its status and its runbook."""
+    for channel in ("telegram", "slack"):
+        message = found[channel]
+        require(ALERT in message.text, f"{channel}: no alert name in {message.text!r}")
+        require(RUNBOOK in message.text, f"{channel}: no runbook in {message.text!r}")
+        require(status in message.text.upper(), f"{channel}: not {status}: {message.text!r}")
+
+
+def main() -> int:
+    """Run the drill; 0 if the alert fired and resolved on both channels in time."""
+    if shutil.which("prometheus") is None or not ALERTMANAGER.exists():
+        print(
+            "alert-drill needs prometheus and Alertmanager: make monitoring-tools", file=sys.stderr
+        )
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="alert-drill-"))
+    drill = Drill(work)
+    stand_in = StandIn(
+        telegram_token=f"drill:{secrets.token_hex(8)}", slack_path=f"/slack/{secrets.token_hex(8)}"
+    )
+    stand_in_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
+    server = stand_in.serve(stand_in_port)
+    prometheus = f"http://127.0.0.1:{prometheus_port}"
+    print(f"alert drill: {ALERT}, files in {work}")
+    try:
+        asyncio.run(_admin(drill.database_url, f'CREATE DATABASE "{drill.database}"'))
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=ROOT, env={**os.environ, "DATABASE_URL": drill.database_url}, check=True,
+            capture_output=True,
+        )  # fmt: skip
+        drill.start_api()
+        routing = alertmanager_config(work, stand_in=stand_in, stand_in_port=stand_in_port)
+        scraping = prometheus_config(
+            work, api_port=drill.api_port, alertmanager_port=alertmanager_port
+        )
+        drill.spawn("alertmanager", [
+            str(ALERTMANAGER),
+            f"--config.file={routing}",
+            f"--storage.path={work / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{alertmanager_port}",
+            "--cluster.listen-address=",
+        ])  # fmt: skip
+        drill.spawn("prometheus", [
+            "prometheus",
+            f"--config.file={scraping}",
+            f"--storage.tsdb.path={work / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        ])  # fmt: skip
+        wait_for(
+            lambda: (
+                http_status(f"{prometheus}/-/ready") == 200
+                and any(s["value"][1] == "1" for s in query(prometheus, 'up{job="api"}'))
+            ),
+            60,
+            "first scrape of the API",
+        )
+        drill.note("Prometheus scrapes the API (up == 1); Alertmanager runs")
+
+        drill.stop_api()
+        drill.note("API stopped (SIGTERM)")
+        wait_for(
+            lambda: len(stand_in.received("FIRING")) == 2,
+            FIRE_WITHIN,
+            f"{ALERT} on Telegram and Slack",
+        )
+        firing = stand_in.received("FIRING")
+        check_messages(firing, "FIRING")
+        print("  the page, as Slack got it:", *firing["slack"].text.splitlines(), sep="\n    | ")
+        for channel, message in sorted(firing.items(), key=lambda item: item[1].at):
+            drill.timeline.append((message.at - drill.started, f"{ALERT} firing reached {channel}"))
+            print(f"  {message.at - drill.started:6.1f} s  {ALERT} firing reached {channel}")
+
+        drill.start_api()
+        drill.note("API started again and ready")
+        wait_for(
+            lambda: len(stand_in.received("RESOLVED")) == 2,
+            RESOLVE_WITHIN,
+            f"{ALERT} resolved on both",
+        )
+        resolved = stand_in.received("RESOLVED")
+        check_messages(resolved, "RESOLVED")
+        for channel, message in sorted(resolved.items(), key=lambda item: item[1].at):
+            print(f"  {message.at - drill.started:6.1f} s  {ALERT} resolved reached {channel}")
+        require(not stand_in.refused, f"requests to unknown paths: {stand_in.refused}")
+        print("alert drill: OK")
+        return 0
+    except (DrillError, subprocess.CalledProcessError) as exc:
+        print(f"alert drill FAILED: {exc}", file=sys.stderr)
+        for name in ("api", "prometheus", "alertmanager"):
+            log = work / f"{name}.log"
+            if log.exists():
+                print(f"--- last lines of {name}.log", file=sys.stderr)
+                print(
+                    "\n".join(log.read_text(errors="replace").splitlines()[-15:]), file=sys.stderr
+                )
+        return 1
+    finally:
+        drill.stop_all()
+        server.shutdown()
+        asyncio.run(
+            _admin(drill.database_url, f'DROP DATABASE IF EXISTS "{drill.database}" WITH (FORCE)')
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
