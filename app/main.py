@@ -39,6 +39,7 @@ from app.core.redis import RedisBreaker, create_redis
 from app.core.request_context import RequestContextMiddleware
 from app.core.routing import include_flat
 from app.core.security import PasswordHasher
+from app.core.sentry import init_sentry
 from app.deposits.router import router as deposits_router
 from app.deposits.router import webhooks_router
 from app.deposits.signature import SignatureVerifier
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; `settings` defaults to the environment's."""
     settings = settings or get_settings()
     configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
+    init_sentry(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

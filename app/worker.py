@@ -35,6 +35,7 @@ from app.core.email import build_email_sender
 from app.core.logging import configure_logging, get_logger
 from app.core.metrics import BUSINESS, QUEUE_BACKLOG, PoolCollector, Union
 from app.core.outbox import relay_while_room
+from app.core.sentry import init_sentry
 from app.deposits import tasks as deposits_tasks  # noqa: F401 - registers its tasks
 from app.deposits.provider import build_provider
 from app.idempotency import tasks as idempotency_tasks  # noqa: F401 - registers its tasks
@@ -110,6 +111,7 @@ async def startup(state: TaskiqState) -> None:
     """Pools, the provider and the email sender for the tasks; the outbox relay."""
     settings = get_settings()
     configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
+    init_sentry(settings)
     state.engine = create_engine(settings)
     state.sessions = create_session_factory(state.engine)
     state.provider = build_provider(settings)

@@ -40,6 +40,7 @@ from taskiq_redis import RedisStreamBroker
 from app.core.config import get_settings
 from app.core.logging import get_logger
 from app.core.metrics import TASK_DURATION, TASKS
+from app.core.sentry import report
 
 logger = get_logger(__name__)
 
@@ -163,6 +164,8 @@ class TaskMetricsMiddleware(TaskiqMiddleware):
     def post_execute(self, message: TaskiqMessage, result: TaskiqResult[Any]) -> None:
         """Count the finished run and its duration."""
         outcome = "error" if result.is_err else "success"
+        if result.is_err and isinstance(result.error, BaseException):
+            report(result.error)  # an unhandled task error (SPEC §7); the log has it too
         TASKS.labels(task=message.task_name, outcome=outcome).inc()
         TASK_DURATION.labels(task=message.task_name).observe(result.execution_time)
 

@@ -153,6 +153,10 @@ class Settings(BaseSettings):
     ADMISSION_QUEUE_LIMIT: int = Field(default=1024, ge=0, le=100_000)
     ADMISSION_WAIT_SECONDS: float = Field(default=5.0, gt=0, le=60)
 
+    # Error reports (app/core/sentry.py): off unless a DSN is given. Traces: a share of requests.
+    SENTRY_DSN: SecretStr = SecretStr("")
+    SENTRY_TRACES_SAMPLE_RATE: float = Field(default=0.0, ge=0.0, le=1.0)
+
     # Background work (app.worker, SPEC §6). A task whose worker died (or overran) is handed
     # to another worker after TASK_REDELIVERY_SECONDS; every task's own timeout is well below.
     TASK_QUEUE: str = "ledger:tasks"

@@ -72,19 +72,30 @@ def is_sensitive_key(key: str) -> bool:
     return bool(_SENSITIVE_KEY.search(key))
 
 
-def _redact(value: Any, depth: int = 0) -> Any:
-    if depth > _MAX_DEPTH:
+def _redact(value: Any, depth: int = 0, limit: int = _MAX_DEPTH) -> Any:
+    if depth > limit:
         return value
     if isinstance(value, str):
         return redact_text(value)
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if isinstance(k, str) and is_sensitive_key(k) else _redact(v, depth + 1)
+            k: REDACTED
+            if isinstance(k, str) and is_sensitive_key(k)
+            else _redact(v, depth + 1, limit)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_redact(item, depth + 1) for item in value]
+        return [_redact(item, depth + 1, limit) for item in value]
     return value
+
+
+def redact_event(value: Any) -> Any:
+    """The logs' redaction applied to any structure (an error report, say): a redacted copy.
+
+    Error reports nest deeper than log lines (exception → values → stacktrace → frames): the
+    whole structure is walked, to 32 levels.
+    """
+    return _redact(value, limit=32)
 
 
 def redact_processor(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.error_handlers import internal_error_response
 from app.core.logging import get_logger
+from app.core.sentry import report
 
 REQUEST_ID_HEADER = "x-request-id"
 # An incoming id is reused only when it is short and harmless in logs and headers.
@@ -66,10 +67,11 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_request_id)
                 if not response_started:
                     status_code = 499  # nginx's "client closed request": abandoned, unanswered
-            except Exception:
+            except Exception as error:
                 _error_log.exception(
                     "unhandled_exception", method=scope["method"], path=scope["path"]
                 )
+                report(error)  # the 500 answered here never reaches Sentry's own middleware
                 if response_started:
                     raise  # Too late for a clean answer: let the server drop the connection.
                 status_code = 500
