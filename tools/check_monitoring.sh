@@ -1,6 +1,7 @@
 #!/bin/sh
 # Offline checks of the monitoring configuration, each with its own ecosystem's tool:
 # Prometheus' config and rules (promtool check), the rules' unit tests (promtool test rules),
+# the Grafana dashboard (built by Grafana's SDK; its queries parsed by promtool),
 # Alertmanager's config with its templates (amtool check-config) and where each kind of alert
 # is routed (amtool config routes test). make config-check runs it.
 set -eu
@@ -10,6 +11,12 @@ cd "$ROOT/docker/prometheus"
 promtool check config --lint=all prometheus.yml
 promtool check rules --lint=all rules/*.yml
 promtool test rules tests/*.test.yml
+# The dashboard: the committed file is what Grafana's SDK builds, and every query parses.
+"$ROOT/.venv/bin/python" "$ROOT/tools/grafana_dashboard.py" --check
+QUERIES=$(mktemp --suffix=.yml)
+trap 'rm -f "$QUERIES"' EXIT
+"$ROOT/.venv/bin/python" "$ROOT/tools/grafana_dashboard.py" --as-rules > "$QUERIES"
+promtool check rules "$QUERIES"
 cd "$ROOT/docker/alertmanager"
 "$AMTOOL" check-config alertmanager.yml
 # receiver  labels of an alert: pages reach the phone (Telegram) and Slack, tickets Slack only.

@@ -1,0 +1,202 @@
+"""The Grafana dashboard, built with Grafana's own SDK (grafana-foundation-sdk, from its schemas).
+
+`python tools/grafana_dashboard.py` writes docker/grafana/dashboards/ledger.json; with `--check`
+it fails if the file differs from what this code builds (make config-check runs that). Every
+query is PromQL over the metrics of SPEC §7, on the Prometheus datasource that
+docker/grafana/provisioning/datasources/ provisions with the uid below. `QUERIES` lists them,
+so a test can run each against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = ROOT / "docker" / "grafana" / "dashboards" / "ledger.json"
+PROMETHEUS_UID = "prometheus"
+SOURCE = DataSourceRef(type_val="prometheus", uid=PROMETHEUS_UID)
+
+# (panel title, unit, [(legend, PromQL)]); one row of panels per tuple of this list's groups.
+Query = tuple[str, str]
+Panel = tuple[str, str, list[Query]]
+ROWS: list[tuple[str, list[Panel]]] = [
+    (
+        "Requests (RED)",
+        [
+            (
+                "Request rate",
+                "reqps",
+                [("{{handler}}", 'sum by (handler) (rate(http_requests_total{job="api"}[5m]))')],
+            ),
+            (
+                "Error ratio (5xx)",
+                "percentunit",
+                [("5xx", "job:http_requests_5xx:rate5m / job:http_requests:rate5m")],
+            ),
+            (
+                "Latency per route",
+                "s",
+                [
+                    (
+                        f"p{quantile} {{{{handler}}}}",
+                        f"histogram_quantile({quantile / 100}, sum by (handler, le) "
+                        '(rate(http_request_duration_seconds_bucket{job="api"}[5m])))',
+                    )
+                    for quantile in (50, 95, 99)
+                ],
+            ),
+        ],
+    ),
+    (
+        "Money",
+        [
+            (
+                "Payments by outcome",
+                "ops",
+                [("{{outcome}}", "sum by (outcome) (rate(ledger_payments_total[5m]))")],
+            ),
+            (
+                "Deposits by outcome",
+                "ops",
+                [("{{outcome}}", "sum by (outcome) (rate(ledger_deposits_total[5m]))")],
+            ),
+            (
+                "Idempotent replays",
+                "ops",
+                [("{{endpoint}}", "sum by (endpoint) (rate(ledger_idempotent_replays_total[5m]))")],
+            ),
+        ],
+    ),
+    (
+        "Protection",
+        [
+            (
+                "Cache hit ratio",
+                "percentunit",
+                [
+                    (
+                        "{{cache}}",
+                        'sum by (cache) (rate(ledger_cache_requests_total{result="hit"}[5m]))'
+                        " / sum by (cache) (rate(ledger_cache_requests_total[5m]))",
+                    )
+                ],
+            ),
+            (
+                "Rate-limited requests",
+                "reqps",
+                [("{{limit}}", "sum by (limit) (rate(ledger_rate_limited_total[5m]))")],
+            ),
+            (
+                "Database pool",
+                "short",
+                [
+                    ("in use {{instance}}", "ledger_db_pool_in_use"),
+                    ("size {{instance}}", "ledger_db_pool_size"),
+                ],
+            ),
+        ],
+    ),
+    (
+        "Workers",
+        [
+            (
+                "Task throughput",
+                "ops",
+                [("{{task}}", 'sum by (task) (rate(ledger_tasks_total{job="worker"}[5m]))')],
+            ),
+            (
+                "Task failures",
+                "ops",
+                [
+                    (
+                        "{{task}}",
+                        "sum by (task) "
+                        '(rate(ledger_tasks_total{job="worker", outcome="error"}[5m]))',
+                    )
+                ],
+            ),
+            (
+                "Task duration p95",
+                "s",
+                [
+                    (
+                        "{{task}}",
+                        "histogram_quantile(0.95, sum by (task, le) "
+                        '(rate(ledger_task_duration_seconds_bucket{job="worker"}[5m])))',
+                    )
+                ],
+            ),
+            ("Queue backlog", "short", [("stream", 'max(ledger_queue_backlog{job="worker"})')]),
+        ],
+    ),
+]
+QUERIES: list[str] = [expr for _, panels in ROWS for _, _, queries in panels for _, expr in queries]
+
+
+def build() -> dict[str, object]:
+    """The dashboard as Grafana's JSON model."""
+    board = (
+        dashboard.Dashboard("fastapi-ledger")
+        .uid("fastapi-ledger")
+        .tags(["fastapi-ledger"])
+        .time("now-1h", "now")
+        .refresh("30s")
+    )
+    for row_title, panels in ROWS:
+        board = board.with_row(dashboard.Row(row_title))
+        for title, unit, queries in panels:
+            panel = (
+                timeseries.Panel()
+                .title(title)
+                .unit(unit)
+                .datasource(SOURCE)
+                .height(8)
+                .span(24 // len(panels))
+            )
+            for ref, (legend, expr) in zip("ABCDEFGH", queries, strict=False):
+                panel = panel.with_target(
+                    prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref)
+                )
+            board = board.with_panel(panel)
+    model: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    return model
+
+
+def render() -> str:
+    """The file's text: stable key order, two-space indent, a final newline."""
+    return json.dumps(build(), indent=2, sort_keys=True) + "\n"
+
+
+def as_rules() -> str:
+    """Every query as a recording rule, so `promtool check rules` parses each one offline."""
+    rules = [{"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(QUERIES)]
+    return json.dumps({"groups": [{"name": "dashboard-queries", "rules": rules}]}, indent=2)
+
+
+def main(argv: list[str]) -> int:
+    """Write the dashboard; with --check, exit 1 if the committed file is not what is built.
+
+    With --as-rules, print the queries as a rule file (JSON is YAML) for promtool instead.
+    """
+    if "--as-rules" in argv:
+        print(as_rules())
+        return 0
+    text = render()
+    if "--check" in argv:
+        if not OUTPUT.exists() or OUTPUT.read_text() != text:
+            print(f"{OUTPUT} is stale: run python tools/grafana_dashboard.py", file=sys.stderr)
+            return 1
+        return 0
+    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    OUTPUT.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
