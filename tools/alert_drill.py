@@ -5,7 +5,10 @@ and Alertmanager with the project's own rule, routing and template files — onl
 and the secret files' paths are changed — and one local HTTP stand-in answering as both the
 Telegram Bot API and a Slack webhook. The drill stops the API, waits until the page reaches
 Telegram and Slack naming the alert and its runbook, starts the API again, and waits for both
-resolved messages. It prints the timeline and exits 1 if any step misses its deadline.
+resolved messages. Before that, with a worker scraped too and real traffic driven through the
+API (sign-ups, deposits, payments, cache reads), it runs every query of the Grafana dashboard
+against that Prometheus — each must return data — and every alert expression. It prints the
+timeline and exits 1 if any step misses its deadline.
 
 Prometheus scrapes every 15 s and `LedgerApiDown` waits 1 minute: a run takes about 3 minutes.
 """
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -38,6 +42,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.core.config import get_settings
+from tools.grafana_dashboard import QUERIES
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "docker" / "prometheus"
@@ -125,7 +130,9 @@ class StandIn:
         return found
 
 
-def prometheus_config(work: Path, *, api_port: int, alertmanager_port: int) -> Path:
+def prometheus_config(
+    work: Path, *, api_port: int, worker_port: int, alertmanager_port: int
+) -> Path:
     """The project's prometheus.yml: the API's and Alertmanager's addresses made local.
 
     The exporters, workers and backup job of compose do not run in the drill: their scrape jobs
@@ -136,8 +143,10 @@ def prometheus_config(work: Path, *, api_port: int, alertmanager_port: int) -> P
     config["alerting"]["alertmanagers"] = [
         {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
     ]
+    jobs = {"api": api_port, "worker": worker_port}
     config["scrape_configs"] = [
-        {"job_name": "api", "static_configs": [{"targets": [f"127.0.0.1:{api_port}"]}]}
+        {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+        for job, port in jobs.items()
     ]
     path = work / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
@@ -203,6 +212,21 @@ class Drill:
         # Redis database 14 of the same server: the drill's rate limits and cache are its own.
         self.redis_url = str(settings.REDIS_URL).rsplit("/", 1)[0] + "/14"
         self.api: subprocess.Popen[bytes] | None = None
+        self.worker_port = free_port()
+        self.queue = f"ledger:drill:{secrets.token_hex(4)}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What the API and the worker of the drill share: its database, Redis, queue."""
+        return {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "TASK_QUEUE": self.queue,
+            "PSP_FAKE_LATENCY_MS": "10",
+            "OUTBOX_POLL_SECONDS": "0.2",
+            # Low enough for the drill's traffic to meet it once: a 429 to count.
+            "RATE_LIMIT_REGISTER": "2/minute",
+        }
 
     def note(self, what: str) -> None:
         """Print and keep one line of the timeline."""
@@ -230,17 +254,25 @@ class Drill:
         self.api = self.spawn(
             "api",
             [sys.executable, "-m", "app.server"],
-            {
-                "PORT": str(self.api_port),
-                "DATABASE_URL": self.database_url,
-                "REDIS_URL": self.redis_url,
-                "DRAIN_SECONDS": "0",
-            },
+            {**self.env, "PORT": str(self.api_port), "DRAIN_SECONDS": "0"},
         )
         wait_for(
             lambda: http_status(f"http://127.0.0.1:{self.api_port}/health/ready") == 200,
             30,
             "the API to be ready",
+        )
+
+    def start_worker(self) -> None:
+        """One worker process, its metrics on the drill's port."""
+        self.spawn(
+            "worker",
+            [sys.executable, "-m", "taskiq", "worker", "app.worker:broker", "--workers", "1"],
+            {**self.env, "WORKER_METRICS_PORT": str(self.worker_port)},
+        )
+        wait_for(
+            lambda: http_status(f"http://127.0.0.1:{self.worker_port}/metrics") == 200,
+            30,
+            "the worker's metrics",
         )
 
     def stop_api(self) -> None:
@@ -289,6 +321,102 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None
         time.sleep(0.5)
 
 
+def call(
+    base: str, method: str, path: str, body: object = None, **headers: str
+) -> tuple[int, dict[str, Any]]:
+    """One JSON (or form, for a dict under `form`) request; the status and the JSON answer."""
+    data = None
+    if isinstance(body, dict) and "form" in body:
+        data = urllib.parse.urlencode(body["form"]).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def drive_traffic(base: str) -> None:
+    """Give every panel data: sign-ups (one 429), deposits, cache reads, payments.
+
+    The deposits succeed and fail through the worker; a payment succeeds, is replayed, and one
+    is refused for insufficient funds.
+    """
+    email = f"drill-{secrets.token_hex(4)}@example.com"
+    password = "drill-passphrase-2026"  # noqa: S105 - a throwaway user of the drill's database
+    user = {"email": email, "password": password, "full_name": "Drill"}
+    require(call(base, "POST", "/api/v1/auth/register", user)[0] == 201, "register")
+    for _ in range(2):  # the drill's limit is 2 a minute: the second of these is a 429
+        call(base, "POST", "/api/v1/auth/register", {**user, "email": "x" + email})
+    status, tokens = call(
+        base, "POST", "/api/v1/auth/login", {"form": {"username": email, "password": password}}
+    )
+    require(status == 200, f"login: {status}")
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    accounts = [
+        call(base, "POST", "/api/v1/accounts", {"currency": "EUR", "name": name}, **auth)[1]["id"]
+        for name in ("Main", "Savings")
+    ]
+    deposits = []
+    for amount in (5000, 1013):  # succeeds; declined
+        body = {"account_id": accounts[0], "amount": amount, "currency": "EUR"}
+        status, deposit = call(
+            base,
+            "POST",
+            "/api/v1/deposits",
+            body,
+            **auth,
+            **{"Idempotency-Key": secrets.token_hex(16)},
+        )
+        require(status == 202, f"deposit: {status}")
+        deposits.append(deposit["id"])
+    wait_for(
+        lambda: all(
+            call(base, "GET", f"/api/v1/deposits/{d}", **auth)[1]["status"] != "pending"
+            for d in deposits
+        ),
+        30,
+        "the worker to finish the deposits",
+    )
+    for _ in range(3):  # a miss, then hits
+        call(base, "GET", f"/api/v1/accounts/{accounts[0]}", **auth)
+    key = {"Idempotency-Key": secrets.token_hex(16)}
+    payment = {
+        "source_account_id": accounts[0],
+        "destination_account_id": accounts[1],
+        "amount": 100,
+        "currency": "EUR",
+    }
+    require(call(base, "POST", "/api/v1/payments", payment, **auth, **key)[0] == 201, "payment")
+    call(base, "POST", "/api/v1/payments", payment, **auth, **key)  # a replay
+    too_much = {**payment, "amount": 10**9}
+    fresh = {"Idempotency-Key": secrets.token_hex(16)}
+    require(call(base, "POST", "/api/v1/payments", too_much, **auth, **fresh)[0] == 409, "refusal")
+
+
+def evaluate_queries(prometheus: str) -> list[str]:
+    """Every dashboard query with data, every alert expression valid: what is wrong, if anything."""
+    problems = []
+    for expression in QUERIES:
+        try:
+            if not query(prometheus, expression):
+                problems.append(f"no data: {expression}")
+        except urllib.error.HTTPError as error:
+            problems.append(f"invalid ({error.code}): {expression}")
+    rules = yaml.safe_load((PROMETHEUS_DIR / "rules" / "ledger.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            try:
+                query(prometheus, rule["expr"])
+            except urllib.error.HTTPError as error:
+                problems.append(f"invalid ({error.code}): {rule.get('alert') or rule['record']}")
+    return problems
+
+
 def check_messages(found: dict[str, Message], status: str) -> None:
     """Both channels got a message naming the alert, its status and its runbook."""
     for channel in ("telegram", "slack"):
@@ -322,9 +450,13 @@ def main() -> int:
             capture_output=True,
         )  # fmt: skip
         drill.start_api()
+        drill.start_worker()
         routing = alertmanager_config(work, stand_in=stand_in, stand_in_port=stand_in_port)
         scraping = prometheus_config(
-            work, api_port=drill.api_port, alertmanager_port=alertmanager_port
+            work,
+            api_port=drill.api_port,
+            worker_port=drill.worker_port,
+            alertmanager_port=alertmanager_port,
         )
         drill.spawn("alertmanager", [
             str(ALERTMANAGER),
@@ -348,6 +480,13 @@ def main() -> int:
             "first scrape of the API",
         )
         drill.note("Prometheus scrapes the API (up == 1); Alertmanager runs")
+
+        drive_traffic(f"http://127.0.0.1:{drill.api_port}")
+        drill.note("traffic driven: sign-ups (one 429), deposits, cache reads, payments")
+        time.sleep(35)  # two more scrapes: every rate() has two samples of the traffic
+        problems = evaluate_queries(prometheus)
+        require(not problems, "dashboard or alert queries:\n  " + "\n  ".join(problems))
+        drill.note(f"all {len(QUERIES)} dashboard queries return data; every alert expression runs")
 
         drill.stop_api()
         drill.note("API stopped (SIGTERM)")
@@ -379,7 +518,7 @@ def main() -> int:
         return 0
     except (DrillError, subprocess.CalledProcessError) as exc:
         print(f"alert drill FAILED: {exc}", file=sys.stderr)
-        for name in ("api", "prometheus", "alertmanager"):
+        for name in ("api", "worker", "prometheus", "alertmanager"):
             log = work / f"{name}.log"
             if log.exists():
                 print(f"--- last lines of {name}.log", file=sys.stderr)

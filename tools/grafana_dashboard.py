@@ -37,7 +37,14 @@ ROWS: list[tuple[str, list[Panel]]] = [
             (
                 "Error ratio (5xx)",
                 "percentunit",
-                [("5xx", "job:http_requests_5xx:rate5m / job:http_requests:rate5m")],
+                # 0, not "no data", while nothing failed: a 5xx series exists only after one.
+                [
+                    (
+                        "5xx",
+                        "(job:http_requests_5xx:rate5m or job:http_requests:rate5m * 0)"
+                        " / job:http_requests:rate5m",
+                    )
+                ],
             ),
             (
                 "Latency per route",
@@ -117,7 +124,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
                     (
                         "{{task}}",
                         "sum by (task) "
-                        '(rate(ledger_tasks_total{job="worker", outcome="error"}[5m]))',
+                        '(rate(ledger_tasks_total{job="worker", outcome="error"}[5m]))'
+                        ' or sum by (task) (rate(ledger_tasks_total{job="worker"}[5m])) * 0',
                     )
                 ],
             ),
