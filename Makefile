@@ -77,7 +77,7 @@ config-check: install monitoring-tools ## Validate CI, compose, Dockerfile, Prom
 	$(BIN)/hadolint docker/Dockerfile
 	tools/check_monitoring.sh
 
-alert-drill: install monitoring-tools ## An alert end to end: real API, Prometheus, Alertmanager, stand-ins for Telegram and Slack (~3 min)
+alert-drill: install monitoring-tools ## An alert end to end: real API, Prometheus, Alertmanager, stand-ins for Telegram and Slack (~9 min)
 	$(PY) tools/alert_drill.py
 
 # promtool (and Prometheus) from Debian; Alertmanager 0.28 from Debian trixie, unpacked into

@@ -3,14 +3,17 @@
 Real processes: the API (`python -m app.server`, on a database of the drill's own), Prometheus
 and Alertmanager with the project's own rule, routing and template files — only the addresses
 and the secret files' paths are changed — and one local HTTP stand-in answering as both the
-Telegram Bot API and a Slack webhook. The drill stops the API, waits until the page reaches
-Telegram and Slack naming the alert and its runbook, starts the API again, and waits for both
-resolved messages. Before that, with a worker scraped too and real traffic driven through the
+Telegram Bot API and a Slack webhook. The drill stops the API, waits until `LedgerApiDown`
+reaches Telegram and Slack naming its runbook, starts the API again, and waits for both
+resolved messages; then it restarts the API on a database that refuses every connection while
+a client reads five times a second, waits for `LedgerHigh5xxRatio`, restores the database and
+waits for that to resolve too. Before that, with a worker scraped too and real traffic driven through the
 API (sign-ups, deposits, payments, cache reads), it runs every query of the Grafana dashboard
 against that Prometheus — each must return data — and every alert expression. It prints the
 timeline and exits 1 if any step misses its deadline.
 
-Prometheus scrapes every 15 s and `LedgerApiDown` waits 1 minute: a run takes about 3 minutes.
+Prometheus scrapes every 15 s, `LedgerApiDown` waits 1 minute and `LedgerHigh5xxRatio` 2 over a
+2-minute rate: a run takes about 9 minutes.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "docker" / "prometheus"
 ALERTMANAGER_DIR = ROOT / "docker" / "alertmanager"
 ALERTMANAGER = ROOT / ".cache" / "alertmanager" / "usr" / "bin" / "prometheus-alertmanager"
-ALERT = "LedgerApiDown"
-RUNBOOK = "docs/operations.md#ledgerapidown"
+DOWN = "LedgerApiDown"
+ERRORS = "LedgerHigh5xxRatio"
 FIRE_WITHIN = 240.0  # scrape 15 s + `for: 1m` + evaluation 15 s + group_wait 10 s, with room
 RESOLVE_WITHIN = 180.0  # scrape + evaluation + the page route's 1 minute group_interval
+ERRORS_FIRE_WITHIN = 300.0  # two samples of the 2 m rate, `for: 2m`, evaluation, group_wait
+ERRORS_RESOLVE_WITHIN = 330.0  # the 2 m rate forgetting the errors, then group_interval
 
 
 def free_port() -> int:
@@ -121,11 +126,11 @@ class StandIn:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
-    def received(self, status: str) -> dict[str, Message]:
-        """The first message per channel that reports `ALERT` in `status` (FIRING/RESOLVED)."""
+    def received(self, alert: str, status: str) -> dict[str, Message]:
+        """The first message per channel that reports `alert` in `status` (FIRING/RESOLVED)."""
         found: dict[str, Message] = {}
         for message in self.messages:
-            if ALERT in message.text and status in message.text.upper():
+            if alert in message.text and status in message.text.upper():
                 found.setdefault(message.channel, message)
         return found
 
@@ -226,6 +231,8 @@ class Drill:
             "OUTBOX_POLL_SECONDS": "0.2",
             # Low enough for the drill's traffic to meet it once: a 429 to count.
             "RATE_LIMIT_REGISTER": "2/minute",
+            # High enough for the five reads a second of the 5xx phase to reach the database.
+            "RATE_LIMIT_DEFAULT": "100000/minute",
         }
 
     def note(self, what: str) -> None:
@@ -249,17 +256,20 @@ class Drill:
         self.processes.append(process)
         return process
 
-    def start_api(self) -> None:
-        """Start the API on its port and wait until it is ready."""
-        self.api = self.spawn(
-            "api",
-            [sys.executable, "-m", "app.server"],
-            {**self.env, "PORT": str(self.api_port), "DRAIN_SECONDS": "0"},
-        )
+    def start_api(self, *, database_url: str | None = None) -> None:
+        """Start the API on its port and wait until it answers (ready, on its own database).
+
+        `database_url`: another database for it, such as one that refuses every connection.
+        """
+        env = {**self.env, "PORT": str(self.api_port), "DRAIN_SECONDS": "0"}
+        if database_url is not None:
+            env["DATABASE_URL"] = database_url
+        self.api = self.spawn("api", [sys.executable, "-m", "app.server"], env)
+        probe = "/health/live" if database_url else "/health/ready"
         wait_for(
-            lambda: http_status(f"http://127.0.0.1:{self.api_port}/health/ready") == 200,
+            lambda: http_status(f"http://127.0.0.1:{self.api_port}{probe}") == 200,
             30,
-            "the API to be ready",
+            f"the API to answer {probe}",
         )
 
     def start_worker(self) -> None:
@@ -340,7 +350,7 @@ def call(
         return error.code, json.loads(error.read() or b"{}")
 
 
-def drive_traffic(base: str) -> None:
+def drive_traffic(base: str) -> dict[str, str]:
     """Give every panel data: sign-ups (one 429), deposits, cache reads, payments.
 
     The deposits succeed and fail through the worker; a payment succeeds, is replayed, and one
@@ -396,6 +406,32 @@ def drive_traffic(base: str) -> None:
     too_much = {**payment, "amount": 10**9}
     fresh = {"Idempotency-Key": secrets.token_hex(16)}
     require(call(base, "POST", "/api/v1/payments", too_much, **auth, **fresh)[0] == 409, "refusal")
+    return auth
+
+
+class Load:
+    """Authenticated reads of the account list, five a second, in a thread, until stopped."""
+
+    def __init__(self, base: str, auth: dict[str, str]) -> None:
+        self.base, self.auth = base, auth
+        self.statuses: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                status = call(self.base, "GET", "/api/v1/accounts", **self.auth)[0]
+            except (OSError, ValueError):
+                status = 0  # between two API processes: nothing answers
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
+    def stop(self) -> dict[int, int]:
+        """Stop; how many answers of each status (0: no answer)."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self.statuses
 
 
 def evaluate_queries(prometheus: str) -> list[str]:
@@ -417,13 +453,30 @@ def evaluate_queries(prometheus: str) -> list[str]:
     return problems
 
 
-def check_messages(found: dict[str, Message], status: str) -> None:
+def check_messages(found: dict[str, Message], alert: str, status: str) -> None:
     """Both channels got a message naming the alert, its status and its runbook."""
+    runbook = f"docs/operations.md#{alert.lower()}"
     for channel in ("telegram", "slack"):
         message = found[channel]
-        require(ALERT in message.text, f"{channel}: no alert name in {message.text!r}")
-        require(RUNBOOK in message.text, f"{channel}: no runbook in {message.text!r}")
+        require(alert in message.text, f"{channel}: no alert name in {message.text!r}")
+        require(runbook in message.text, f"{channel}: no runbook in {message.text!r}")
         require(status in message.text.upper(), f"{channel}: not {status}: {message.text!r}")
+
+
+def arrived(
+    drill: Drill, stand_in: StandIn, alert: str, status: str, within: float
+) -> dict[str, Message]:
+    """Wait for `alert` in `status` on both channels, check both messages, note when."""
+    wait_for(
+        lambda: len(stand_in.received(alert, status)) == 2, within, f"{alert} {status} on both"
+    )
+    found = stand_in.received(alert, status)
+    check_messages(found, alert, status)
+    for channel, message in sorted(found.items(), key=lambda item: item[1].at):
+        at = message.at - drill.started
+        drill.timeline.append((at, f"{alert} {status.lower()} reached {channel}"))
+        print(f"  {at:6.1f} s  {alert} {status.lower()} reached {channel}")
+    return found
 
 
 def main() -> int:
@@ -441,7 +494,7 @@ def main() -> int:
     stand_in_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
     server = stand_in.serve(stand_in_port)
     prometheus = f"http://127.0.0.1:{prometheus_port}"
-    print(f"alert drill: {ALERT}, files in {work}")
+    print(f"alert drill: {DOWN}, then {ERRORS}; files in {work}")
     try:
         asyncio.run(_admin(drill.database_url, f'CREATE DATABASE "{drill.database}"'))
         subprocess.run(
@@ -481,7 +534,8 @@ def main() -> int:
         )
         drill.note("Prometheus scrapes the API (up == 1); Alertmanager runs")
 
-        drive_traffic(f"http://127.0.0.1:{drill.api_port}")
+        base = f"http://127.0.0.1:{drill.api_port}"
+        auth = drive_traffic(base)
         drill.note("traffic driven: sign-ups (one 429), deposits, cache reads, payments")
         time.sleep(35)  # two more scrapes: every rate() has two samples of the traffic
         problems = evaluate_queries(prometheus)
@@ -490,29 +544,26 @@ def main() -> int:
 
         drill.stop_api()
         drill.note("API stopped (SIGTERM)")
-        wait_for(
-            lambda: len(stand_in.received("FIRING")) == 2,
-            FIRE_WITHIN,
-            f"{ALERT} on Telegram and Slack",
-        )
-        firing = stand_in.received("FIRING")
-        check_messages(firing, "FIRING")
+        firing = arrived(drill, stand_in, DOWN, "FIRING", FIRE_WITHIN)
         print("  the page, as Slack got it:", *firing["slack"].text.splitlines(), sep="\n    | ")
-        for channel, message in sorted(firing.items(), key=lambda item: item[1].at):
-            drill.timeline.append((message.at - drill.started, f"{ALERT} firing reached {channel}"))
-            print(f"  {message.at - drill.started:6.1f} s  {ALERT} firing reached {channel}")
-
         drill.start_api()
         drill.note("API started again and ready")
-        wait_for(
-            lambda: len(stand_in.received("RESOLVED")) == 2,
-            RESOLVE_WITHIN,
-            f"{ALERT} resolved on both",
-        )
-        resolved = stand_in.received("RESOLVED")
-        check_messages(resolved, "RESOLVED")
-        for channel, message in sorted(resolved.items(), key=lambda item: item[1].at):
-            print(f"  {message.at - drill.started:6.1f} s  {ALERT} resolved reached {channel}")
+        arrived(drill, stand_in, DOWN, "RESOLVED", RESOLVE_WITHIN)
+
+        # 5xx: the same API, pointed at a database that refuses every connection.
+        load = Load(base, auth)
+        drill.stop_api()
+        refusing = make_url(drill.database_url).set(port=free_port())
+        drill.start_api(database_url=refusing.render_as_string(hide_password=False))
+        drill.note("API restarted on a database that refuses it; 5 reads a second")
+        arrived(drill, stand_in, ERRORS, "FIRING", ERRORS_FIRE_WITHIN)
+        drill.stop_api()
+        drill.start_api()
+        drill.note("API restarted on its database")
+        arrived(drill, stand_in, ERRORS, "RESOLVED", ERRORS_RESOLVE_WITHIN)
+        statuses = load.stop()
+        drill.note(f"answers during the load: {dict(sorted(statuses.items()))} (0: none)")
+        require(statuses.get(500, 0) > 0, f"the refused database gave no 500: {statuses}")
         require(not stand_in.refused, f"requests to unknown paths: {stand_in.refused}")
         print("alert drill: OK")
         return 0

@@ -41,8 +41,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
                 [
                     (
                         "5xx",
-                        "(job:http_requests_5xx:rate5m or job:http_requests:rate5m * 0)"
-                        " / job:http_requests:rate5m",
+                        "(job:http_requests_5xx:rate2m or job:http_requests:rate2m * 0)"
+                        " / job:http_requests:rate2m",
                     )
                 ],
             ),
