@@ -1,16 +1,20 @@
 """`make alert-drill`: an alert travels the whole chain on this machine, and resolves (SPEC §7).
 
-Real processes: the API (`python -m app.server`, on a database of the drill's own), Prometheus
-and Alertmanager with the project's own rule, routing and template files — only the addresses
-and the secret files' paths are changed — and one local HTTP stand-in answering as both the
-Telegram Bot API and a Slack webhook. The drill stops the API, waits until `LedgerApiDown`
-reaches Telegram and Slack naming its runbook, starts the API again, and waits for both
-resolved messages; then it restarts the API on a database that refuses every connection while
-a client reads five times a second, waits for `LedgerHigh5xxRatio`, restores the database and
-waits for that to resolve too. Before that, with a worker scraped too and real traffic driven through the
-API (sign-ups, deposits, payments, cache reads), it runs every query of the Grafana dashboard
-against that Prometheus — each must return data — and every alert expression. It prints the
-timeline and exits 1 if any step misses its deadline.
+Real processes: the API (`python -m app.server`, on a database of the drill's own) and a
+worker, Prometheus and Alertmanager with the project's own rule, routing and template files —
+only the addresses and the secret files' paths are changed — and one local HTTP stand-in
+answering as both the Telegram Bot API and a Slack webhook.
+
+1. Real traffic through the API (sign-ups, deposits, payments, cache reads); then every query
+   of the Grafana dashboard must return data from that Prometheus, and every alert expression
+   must run.
+2. The API is stopped: `LedgerApiDown` must reach Telegram and Slack naming its runbook; the
+   API is started again and both must get the resolved message.
+3. The API is restarted on a database that refuses every connection while a client reads five
+   times a second: `LedgerHigh5xxRatio` must arrive the same way, and resolve once the
+   database is back.
+
+It prints the timeline and exits 1 if any step misses its deadline.
 
 Prometheus scrapes every 15 s, `LedgerApiDown` waits 1 minute and `LedgerHigh5xxRatio` 2 over a
 2-minute rate: a run takes about 9 minutes.
