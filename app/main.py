@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,7 +32,7 @@ from app.core.http_headers import (
 )
 from app.core.invalidation import Invalidator
 from app.core.logging import configure_logging, get_logger
-from app.core.metrics import PoolCollector, render
+from app.core.metrics import BUSINESS, PoolCollector, Union
 from app.core.openapi import install_openapi
 from app.core.rate_limit import RateLimiter, RateLimitMiddleware
 from app.core.redis import RedisBreaker, create_redis
@@ -68,9 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Pools are created here, not at import, so tests and workers control their lifetime.
         app.state.engine = create_engine(settings)
         app.state.session_factory = create_session_factory(app.state.engine)
-        pool_collector = PoolCollector(
-            app.state.engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
-        )
+        pool_collector = PoolCollector(app.state.engine, settings)
         metrics_registry.register(pool_collector)
         app.state.redis = create_redis(settings)
         # One breaker for every Redis user: one failure spares all of them the timeouts.
@@ -174,6 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # may refuse a request (503, 413, 429 are counted too). Not /metrics itself; paths no route
     # matches are one `none` handler, never a raw path.
     metrics_registry = CollectorRegistry(auto_describe=True)
+    metrics_registry.register(Union(BUSINESS))
     ready = Gauge(
         "ledger_ready",
         "1 while /health/ready would answer 200 (database and Redis answer, not draining).",
@@ -194,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ready.set(1)
         except ServiceUnavailableError:
             ready.set(0)
-        return Response(render(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_route(METRICS_PATH, metrics, methods=["GET"], include_in_schema=False)
 

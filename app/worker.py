@@ -91,9 +91,7 @@ def _serve_metrics(settings: Settings, engine: AsyncEngine) -> WSGIServer | None
     registry = CollectorRegistry(auto_describe=True)
     registry.register(Union(BUSINESS))
     registry.register(QUEUE_BACKLOG)
-    registry.register(
-        PoolCollector(engine, capacity=settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW)
-    )
+    registry.register(PoolCollector(engine, settings))
     try:
         server, _ = start_http_server(
             settings.WORKER_METRICS_PORT, addr=settings.HOST, registry=registry

@@ -11,14 +11,15 @@ would make a new time series per customer and exhaust Prometheus.
 One process per replica (ADR 0010), so no multiprocess mode: the values live in this process.
 The business metrics sit in one registry of their own (`BUSINESS`), registered once at import;
 each app made by `create_app()` has a registry for its HTTP metrics and its pool, so the tests
-can build many apps in one process without "duplicated time series" errors.
+can build many apps in one process without "duplicated time series" errors. Each endpoint
+serves one registry, which includes `BUSINESS` through a `Union` collector.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event
@@ -26,8 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import QueuePool
 
-# What `Counter.labels(...)` returns: one labelled series of a counter.
-CounterChild = Counter
+from app.core.config import Settings
 
 BUSINESS = CollectorRegistry(auto_describe=True)
 
@@ -87,8 +87,9 @@ QUEUE_BACKLOG = Gauge(
 class PoolCollector(Collector):
     """The engine's pool as gauges, read at scrape time: connections in use, and the pool size."""
 
-    def __init__(self, engine: AsyncEngine, *, capacity: int) -> None:
-        self.engine, self.capacity = engine, capacity
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.engine = engine
+        self.capacity = settings.DB_POOL_SIZE + settings.DB_MAX_OVERFLOW
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """`ledger_db_pool_in_use` and `ledger_db_pool_size` (size includes the overflow cap)."""
@@ -121,7 +122,7 @@ class Union(Collector):
 _AFTER_COMMIT = "ledger_metrics_after_commit"
 
 
-def count_after_commit(session: AsyncSession, counter: CounterChild) -> None:
+def count_after_commit(session: AsyncSession, counter: Counter) -> None:
     """Count `counter` once this session's transaction commits; never if it rolls back.
 
     A business counter says what happened to the money: a payment counted before a commit that
@@ -139,8 +140,3 @@ def _count_committed(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_rolled_back(session: Session) -> None:
     session.info.pop(_AFTER_COMMIT, None)
-
-
-def render(*registries: CollectorRegistry) -> bytes:
-    """The text exposition of every registry given, the business one last."""
-    return b"".join(generate_latest(registry) for registry in (*registries, BUSINESS))

@@ -1,4 +1,4 @@
-"""Error reports to Sentry (SPEC §7), on when SENTRY_DSN is set; off, nothing is imported twice.
+"""Error reports to Sentry (SPEC §7), on when SENTRY_DSN is set; without it, nothing is sent.
 
 What is reported: the API's 5xx (a crash the last-resort handler answered, a database error it
 could not classify) and the worker's task runs that raised. What is not: every 4xx — business
