@@ -33,6 +33,16 @@ def free_port() -> int:
         return port
 
 
+def read_log(log: IO[str]) -> str:
+    """What a child process has written to `log` so far, read without moving the file offset.
+
+    The child's stdout shares the file's offset with `log`: a seek(0) here while it runs would
+    make its next line overwrite the start of the file.
+    """
+    size = os.fstat(log.fileno()).st_size
+    return os.pread(log.fileno(), size, 0).decode(errors="replace")
+
+
 @dataclass
 class Server:
     """A running process serving the API at `base_url`, logging into a temporary file.
@@ -49,8 +59,7 @@ class Server:
         """Everything the process has logged so far (stdout and stderr)."""
         if self.final_output is not None:
             return self.final_output
-        self.log.seek(0)
-        return self.log.read()
+        return read_log(self.log)
 
     def wait(self, timeout: float) -> tuple[int, str]:
         """Wait for the process to exit; return its exit code and its whole log."""

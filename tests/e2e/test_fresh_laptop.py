@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, read_log
 
 STARTUP_SECONDS = 120.0
 CLIENT = """
@@ -83,8 +83,7 @@ def test_make_run_reaches_a_first_payment_where_no_postgres_or_redis_runs(
     )
 
     def output() -> str:
-        log.seek(0)
-        return log.read()
+        return read_log(log)
 
     try:
         deadline = time.monotonic() + STARTUP_SECONDS

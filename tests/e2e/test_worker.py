@@ -34,6 +34,7 @@ from tests.e2e.conftest import (
     Server,
     free_port,
     new_customer,
+    read_log,
     request_deposit,
     start_server,
     uvicorn_command,
@@ -146,8 +147,7 @@ class Worker:
 
     def read(self) -> str:
         if not self.log.closed:
-            self.log.seek(0)
-            self.output = self.log.read()
+            self.output = read_log(self.log)
         return self.output
 
     def wait_for(self, text: str, timeout: float = 30) -> None:
