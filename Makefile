@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools alert-drill test-packages test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -70,12 +70,20 @@ imports: install
 openapi: install
 	$(BIN)/openapi-spec-validator openapi.yaml
 
-config-check: install monitoring-tools ## Validate CI, compose, Dockerfile, Prometheus and Alertmanager offline with each ecosystem's tool
+config-check: install monitoring-tools logql-tools ## Validate CI, compose, Dockerfile, Prometheus, Alertmanager and LogQL offline with each ecosystem's tool
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(PY) tools/check_compose_refs.py compose.yaml
 	$(BIN)/hadolint docker/Dockerfile
 	tools/check_monitoring.sh
+	node tools/logql/check.mjs
+
+# Grafana's LogQL grammar (npm), exactly as tools/logql/package-lock.json pins it.
+LOGQL_MODULES := tools/logql/node_modules/.package-lock.json
+$(LOGQL_MODULES): tools/logql/package-lock.json
+	npm ci --prefix tools/logql --no-audit --no-fund --silent
+
+logql-tools: $(LOGQL_MODULES) ## The LogQL parser make config-check uses, from the npm registry
 
 alert-drill: install monitoring-tools ## An alert end to end: real API, Prometheus, Alertmanager, stand-ins for Telegram and Slack (~9 min)
 	$(PY) tools/alert_drill.py

@@ -108,9 +108,7 @@ def worker_command(settings: Settings) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "taskiq",
-        "worker",
-        "app.worker:broker",
+        "app.run_worker",
         "--workers",
         "1",
         "--wait-tasks-timeout",

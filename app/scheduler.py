@@ -5,6 +5,8 @@ It runs taskiq's own scheduler loop on `app.worker:scheduler`, which sends each 
 them. What this module adds is the stop: `taskiq scheduler` handles Ctrl-C but dies of SIGTERM
 (exit 143, what an orchestrator sends), so here both signals cancel the loop, which shuts the
 broker down and exits 0. A send cut short is harmless: the next tick sends the job again.
+And the logs: taskiq's own lines go through app.core.logging (JSON outside development), not
+taskiq's plain-text `logging.basicConfig`, so the log shipper can parse every line.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+
+from app.core.config import get_settings
+from app.core.logging import configure_logging
 
 SCHEDULER = "app.worker:scheduler"
 
@@ -30,11 +35,13 @@ async def _run() -> None:
     # taskiq's loop catches the cancellation, shuts the broker and sources down, and returns;
     # a signal during its start-up, before that loop runs, ends here.
     with contextlib.suppress(asyncio.CancelledError):
-        await run_scheduler(SchedulerArgs.from_cli([SCHEDULER]))
+        await run_scheduler(SchedulerArgs.from_cli([SCHEDULER, "--no-configure-logging"]))
 
 
 def main() -> int:
     """Entry point of `python -m app.scheduler`."""
+    settings = get_settings()
+    configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
     asyncio.run(_run())
     return 0
 

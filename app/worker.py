@@ -1,4 +1,4 @@
-"""The worker process: `taskiq worker app.worker:broker`; the scheduler: `app.worker:scheduler`.
+"""The worker's broker and tasks (`python -m app.run_worker` runs it); the scheduler's schedule.
 
 A worker owns what its tasks need (an engine, a session factory, the payment provider, the email
 sender), created on start-up and closed on shut-down, like the API's lifespan. It also runs the

@@ -2,9 +2,12 @@
 
 `python tools/grafana_dashboard.py` writes docker/grafana/dashboards/ledger.json; with `--check`
 it fails if the file differs from what this code builds (make config-check runs that). Every
-query is PromQL over the metrics of SPEC §7, on the Prometheus datasource that
-docker/grafana/provisioning/datasources/ provisions with the uid below. `QUERIES` lists them,
-so a test can run each against a real Prometheus.
+metric query is PromQL over the metrics of SPEC §7, on the Prometheus datasource that
+docker/grafana/provisioning/datasources/ provisions with the uid below; `QUERIES` lists them,
+so the alert drill can run each against a real Prometheus. The last row reads the logs from
+Loki: its LogQL (`LOG_QUERIES`) is parsed by Grafana's own LogQL grammar
+(tools/logql/check.mjs), and the labels and fields it selects on are the ones
+docker/alloy/config.alloy makes from the app's real lines (tests/e2e/test_logs.py).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, timeseries
+from grafana_foundation_sdk.builders import dashboard, logs, loki, prometheus, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
@@ -21,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docker" / "grafana" / "dashboards" / "ledger.json"
 PROMETHEUS_UID = "prometheus"
 SOURCE = DataSourceRef(type_val="prometheus", uid=PROMETHEUS_UID)
+LOKI = DataSourceRef(type_val="loki", uid="loki")
 
 # (panel title, unit, [(legend, PromQL)]); one row of panels per tuple of this list's groups.
 Query = tuple[str, str]
@@ -146,6 +150,16 @@ ROWS: list[tuple[str, list[Panel]]] = [
 ]
 QUERIES: list[str] = [expr for _, panels in ROWS for _, _, queries in panels for _, expr in queries]
 
+# The services whose lines are ours (JSON, with `level` and `request_id`), as Alloy labels them.
+APP_SERVICES = '{service=~"api|worker|scheduler"}'
+# (panel title, LogQL): the last row. `$request_id` is the dashboard's text box.
+LOG_PANELS: list[tuple[str, str]] = [
+    ("Warnings and errors", APP_SERVICES[:-1] + ', level=~"warning|error|critical"}'),
+    ("One request across api and worker (paste its X-Request-ID above)",
+     APP_SERVICES + ' | request_id="$request_id"'),
+]  # fmt: skip
+LOG_QUERIES: list[str] = [expr for _, expr in LOG_PANELS]
+
 
 def build() -> dict[str, object]:
     """The dashboard as Grafana's JSON model."""
@@ -172,6 +186,21 @@ def build() -> dict[str, object]:
                     prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref)
                 )
             board = board.with_panel(panel)
+    board = board.with_variable(
+        dashboard.TextBoxVariable("request_id")
+        .label("request id")
+        .description("An X-Request-ID: the last log row shows every line it wrote, api and worker")
+    )
+    board = board.with_row(dashboard.Row("Logs"))
+    for title, expr in LOG_PANELS:
+        board = board.with_panel(
+            logs.Panel()
+            .title(title)
+            .datasource(LOKI)
+            .height(10)
+            .span(24 // len(LOG_PANELS))
+            .with_target(loki.Dataquery().expr(expr).ref_id("A"))
+        )
     model: dict[str, object] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
     return model
 

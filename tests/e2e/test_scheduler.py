@@ -18,7 +18,7 @@ import redis
 
 from app.cli import scheduler_command
 from tests.conftest import TEST_REDIS_URL
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, read_log
 
 
 def test_the_scheduler_sends_the_sweeper_as_json_and_stops_on_sigterm() -> None:
@@ -39,8 +39,7 @@ def test_the_scheduler_sends_the_sweeper_as_json_and_stops_on_sigterm() -> None:
         while not entries and time.monotonic() < deadline and process.poll() is None:
             entries = client.xrange(queue)  # type: ignore[assignment]
             time.sleep(0.2)
-        log.seek(0)
-        assert entries, log.read()[-3000:]
+        assert entries, read_log(log)[-3000:]
         message = json.loads(entries[0][1][b"data"])
         assert message["task_name"] == "deposits.sweep"
         assert (message["args"], message["kwargs"]) == ([], {})
@@ -54,7 +53,11 @@ def test_the_scheduler_sends_the_sweeper_as_json_and_stops_on_sigterm() -> None:
         finally:
             client.delete(queue)
             client.close()
-            log.seek(0)
-            output = log.read()
+            output = read_log(log)
             log.close()
     assert code == 0, output[-3000:]
+    # Every line one JSON object with a level, taskiq's own lines too: what the log shipper
+    # parses (docker/alloy/config.alloy). A plain-text line fails json.loads here.
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert any("deposits.sweep" in line["event"] for line in lines), output[-3000:]
+    assert all(line["level"] in {"debug", "info", "warning", "error"} for line in lines)
