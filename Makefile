@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill test-packages test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill image-tools image-smoke secrets up test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -85,15 +85,43 @@ $(LOGQL_MODULES): tools/logql/package-lock.json
 
 logql-tools: $(LOGQL_MODULES) ## The LogQL parser make config-check uses, from the npm registry
 
-alert-drill: install monitoring-tools ## An alert end to end: real API, Prometheus, Alertmanager, stand-ins for Telegram and Slack (~9 min)
+alert-drill: install monitoring-tools ## An alert end to end: real API, Prometheus, Alertmanager, stand-ins for Telegram and Slack (~12 min)
 	$(PY) tools/alert_drill.py
 
-# promtool (and Prometheus) from Debian; Alertmanager 0.28 from Debian trixie, unpacked into
-# .cache/ (bookworm's 0.25 cannot read the Telegram token from a file: ADR 0027).
-monitoring-tools: ## Prometheus' and Alertmanager's own tools, installed when missing
-	@command -v promtool >/dev/null || { echo "installing prometheus"; \
-		apt-get install -y prometheus || { apt-get update && apt-get install -y prometheus; }; }
+# promtool (and Prometheus) and the Postgres and Redis exporters from Debian; Alertmanager 0.28
+# from Debian trixie, unpacked into .cache/ (bookworm's 0.25 cannot read the Telegram token
+# from a file: ADR 0027).
+monitoring-tools: ## Prometheus' and Alertmanager's own tools and the exporters, installed when missing
+	@missing=""; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v prometheus-postgres-exporter >/dev/null || missing="$$missing prometheus-postgres-exporter"; \
+	command -v prometheus-redis-exporter >/dev/null || missing="$$missing prometheus-redis-exporter"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get install -y --no-install-recommends $$missing || \
+			{ apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
+	fi
 	@tools/debian_alertmanager.sh
+
+secrets: ## Make the compose demo's secret files in .secrets/ (random, once; kept afterwards)
+	@$(PYTHON_BOOTSTRAP) tools/make_secrets.py
+
+up: secrets ## The whole demo with Docker: secrets on first run, then docker compose up --build
+	docker compose up --build
+
+# Podman builds and runs the image without a Docker engine; runc, since crun rejects these
+# machines' cgroup layout; debootstrap makes the base image no registry can give us.
+image-tools: ## podman, runc and debootstrap from Debian, installed when missing
+	@missing=""; \
+	for tool in podman runc debootstrap slirp4netns; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get install -y --no-install-recommends $$missing || \
+			{ apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+image-smoke: install image-tools ## Build docker/Dockerfile with podman, run it (migrate, pay, deposit), stop it mid-request (~2 min; ~1 more the first time)
+	$(PY) tools/image_smoke.py
 
 # The browser test drives a real Chromium through Playwright; never `playwright install` (it
 # downloads its own browsers). Debian's package, installed here when it is missing.

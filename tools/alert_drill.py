@@ -13,11 +13,16 @@ answering as both the Telegram Bot API and a Slack webhook.
 3. The API is restarted on a database that refuses every connection while a client reads five
    times a second: `LedgerHigh5xxRatio` must arrive the same way, and resolve once the
    database is back.
+4. The database "goes down" for the Postgres exporter too (Debian's, as the Redis one, both
+   scraped from the start): `LedgerPostgresDown` must page on both channels, while the 5xx
+   alert it explains fires in Prometheus but is held back by Alertmanager's inhibition (its
+   API lists it suppressed, inhibited by the outage, and no message about it arrives); once
+   the database is back, the outage's resolved message arrives.
 
 It prints the timeline and exits 1 if any step misses its deadline.
 
-Prometheus scrapes every 15 s, `LedgerApiDown` waits 1 minute and `LedgerHigh5xxRatio` 2 over a
-2-minute rate: a run takes about 9 minutes.
+Prometheus scrapes every 15 s, `LedgerApiDown` and `LedgerPostgresDown` wait 1 minute and
+`LedgerHigh5xxRatio` 2 over a 2-minute rate: a run takes about 12 minutes.
 """
 
 from __future__ import annotations
@@ -28,7 +33,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,18 +41,26 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.cli import worker_command
 from app.core.config import get_settings
+from tools.drills import (
+    DrillError,
+    admin_sql,
+    call,
+    free_port,
+    http_status,
+    require,
+    wait_for,
+)
 from tools.grafana_dashboard import QUERIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,18 +69,13 @@ ALERTMANAGER_DIR = ROOT / "docker" / "alertmanager"
 ALERTMANAGER = ROOT / ".cache" / "alertmanager" / "usr" / "bin" / "prometheus-alertmanager"
 DOWN = "LedgerApiDown"
 ERRORS = "LedgerHigh5xxRatio"
+OUTAGE = "LedgerPostgresDown"
+POSTGRES_EXPORTER = "prometheus-postgres-exporter"
+REDIS_EXPORTER = "prometheus-redis-exporter"
 FIRE_WITHIN = 240.0  # scrape 15 s + `for: 1m` + evaluation 15 s + group_wait 10 s, with room
 RESOLVE_WITHIN = 180.0  # scrape + evaluation + the page route's 1 minute group_interval
 ERRORS_FIRE_WITHIN = 300.0  # two samples of the 2 m rate, `for: 2m`, evaluation, group_wait
 ERRORS_RESOLVE_WITHIN = 330.0  # the 2 m rate forgetting the errors, then group_interval
-
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -130,29 +137,31 @@ class StandIn:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
-    def received(self, alert: str, status: str) -> dict[str, Message]:
-        """The first message per channel that reports `alert` in `status` (FIRING/RESOLVED)."""
+    def received(self, alert: str, status: str, since: float = 0.0) -> dict[str, Message]:
+        """The first message per channel that reports `alert` in `status` (FIRING/RESOLVED).
+
+        `since`: only messages that arrived after that time (time.monotonic()).
+        """
         found: dict[str, Message] = {}
         for message in self.messages:
+            if message.at < since:
+                continue
             if alert in message.text and status in message.text.upper():
                 found.setdefault(message.channel, message)
         return found
 
 
-def prometheus_config(
-    work: Path, *, api_port: int, worker_port: int, alertmanager_port: int
-) -> Path:
-    """The project's prometheus.yml: the API's and Alertmanager's addresses made local.
+def prometheus_config(work: Path, *, jobs: dict[str, int], alertmanager_port: int) -> Path:
+    """The project's prometheus.yml: the scraped processes' and Alertmanager's addresses local.
 
-    The exporters, workers and backup job of compose do not run in the drill: their scrape jobs
-    are left out rather than pointed at nothing (they would alert about themselves).
+    `jobs`: each scrape job the drill runs and its port. The backup job of compose does not
+    run in the drill: its scrape job is left out rather than pointed at nothing.
     """
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     config["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "*.yml")]
     config["alerting"]["alertmanagers"] = [
         {"static_configs": [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]}
     ]
-    jobs = {"api": api_port, "worker": worker_port}
     config["scrape_configs"] = [
         {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
         for job, port in jobs.items()
@@ -181,27 +190,6 @@ def alertmanager_config(work: Path, *, stand_in: StandIn, stand_in_port: int) ->
     return path
 
 
-async def _admin(url: str, statement: str) -> None:
-    engine = create_async_engine(
-        make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-class DrillError(Exception):
-    """A step of the drill did not happen as it must."""
-
-
-def require(condition: object, message: str) -> None:
-    """Raise DrillError with `message` unless `condition` holds."""
-    if not condition:
-        raise DrillError(message)
-
-
 class Drill:
     """The drill's processes, database and timeline."""
 
@@ -222,6 +210,9 @@ class Drill:
         self.redis_url = str(settings.REDIS_URL).rsplit("/", 1)[0] + "/14"
         self.api: subprocess.Popen[bytes] | None = None
         self.worker_port = free_port()
+        self.postgres_exporter_port = free_port()
+        self.redis_exporter_port = free_port()
+        self.postgres_exporter: subprocess.Popen[bytes] | None = None
         self.queue = f"ledger:drill:{secrets.token_hex(4)}"
 
     @property
@@ -280,13 +271,45 @@ class Drill:
         """One worker process, its metrics on the drill's port."""
         self.spawn(
             "worker",
-            [sys.executable, "-m", "taskiq", "worker", "app.worker:broker", "--workers", "1"],
+            worker_command(get_settings()),
             {**self.env, "WORKER_METRICS_PORT": str(self.worker_port)},
         )
         wait_for(
             lambda: http_status(f"http://127.0.0.1:{self.worker_port}/metrics") == 200,
             30,
             "the worker's metrics",
+        )
+
+    def start_postgres_exporter(self, *, database_url: str | None = None) -> None:
+        """Debian's Postgres exporter on the drill's database (or `database_url`)."""
+        if self.postgres_exporter is not None:
+            self.postgres_exporter.terminate()
+            self.postgres_exporter.wait(timeout=15)
+        url = make_url(database_url or self.database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False) + "?sslmode=disable"
+        self.postgres_exporter = self.spawn(
+            "postgres-exporter",
+            [POSTGRES_EXPORTER, f"--web.listen-address=127.0.0.1:{self.postgres_exporter_port}"],
+            {"DATA_SOURCE_NAME": dsn},
+        )
+        wait_for(
+            lambda: http_status(f"http://127.0.0.1:{self.postgres_exporter_port}/metrics") == 200,
+            30,
+            "the Postgres exporter",
+        )
+
+    def start_redis_exporter(self) -> None:
+        """Debian's Redis exporter on the drill's Redis."""
+        address = self.redis_url.rsplit("/", 1)[0]
+        self.spawn("redis-exporter", [
+            REDIS_EXPORTER,
+            f"-redis.addr={address}",
+            f"-web.listen-address=127.0.0.1:{self.redis_exporter_port}",
+        ])  # fmt: skip
+        wait_for(
+            lambda: http_status(f"http://127.0.0.1:{self.redis_exporter_port}/metrics") == 200,
+            30,
+            "the Redis exporter",
         )
 
     def stop_api(self) -> None:
@@ -308,50 +331,12 @@ class Drill:
                 process.kill()
 
 
-def http_status(url: str) -> int | None:
-    """The status `url` answers with, or None if nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URLs
-            status: int = response.status
-            return status
-    except OSError:
-        return None
-
-
 def query(prometheus: str, expression: str) -> list[dict[str, Any]]:
     """An instant query's result vector."""
     url = f"{prometheus}/api/v1/query?query={urllib.parse.quote(expression)}"
     with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local URL
         result: list[dict[str, Any]] = json.loads(response.read())["data"]["result"]
         return result
-
-
-def wait_for(condition: Callable[[], object], seconds: float, what: str) -> None:
-    """Poll `condition` every half second; DrillError after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise DrillError(f"no {what} within {seconds:.0f} s")
-        time.sleep(0.5)
-
-
-def call(
-    base: str, method: str, path: str, body: object = None, **headers: str
-) -> tuple[int, dict[str, Any]]:
-    """One JSON (or form, for a dict under `form`) request; the status and the JSON answer."""
-    data = None
-    if isinstance(body, dict) and "form" in body:
-        data = urllib.parse.urlencode(body["form"]).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - local
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
 
 
 def drive_traffic(base: str) -> dict[str, str]:
@@ -457,6 +442,15 @@ def evaluate_queries(prometheus: str) -> list[str]:
     return problems
 
 
+def inhibited(alertmanager: str, alert: str) -> bool:
+    """Whether Alertmanager holds `alert` back (suppressed) because another alert inhibits it."""
+    matcher = urllib.parse.quote(f'alertname="{alert}"')
+    url = f"{alertmanager}/api/v2/alerts?filter={matcher}"
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - a local URL
+        alerts: list[dict[str, Any]] = json.loads(response.read())
+    return any(a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"] for a in alerts)
+
+
 def check_messages(found: dict[str, Message], alert: str, status: str) -> None:
     """Both channels got a message naming the alert, its status and its runbook."""
     runbook = f"docs/operations.md#{alert.lower()}"
@@ -485,9 +479,11 @@ def arrived(
 
 def main() -> int:
     """Run the drill; 0 if the alert fired and resolved on both channels in time."""
-    if shutil.which("prometheus") is None or not ALERTMANAGER.exists():
+    tools = ("prometheus", POSTGRES_EXPORTER, REDIS_EXPORTER)
+    if any(shutil.which(tool) is None for tool in tools) or not ALERTMANAGER.exists():
         print(
-            "alert-drill needs prometheus and Alertmanager: make monitoring-tools", file=sys.stderr
+            "alert-drill needs prometheus, the exporters and Alertmanager: make monitoring-tools",
+            file=sys.stderr,
         )
         return 2
     work = Path(tempfile.mkdtemp(prefix="alert-drill-"))
@@ -498,9 +494,9 @@ def main() -> int:
     stand_in_port, prometheus_port, alertmanager_port = free_port(), free_port(), free_port()
     server = stand_in.serve(stand_in_port)
     prometheus = f"http://127.0.0.1:{prometheus_port}"
-    print(f"alert drill: {DOWN}, then {ERRORS}; files in {work}")
+    print(f"alert drill: {DOWN}, then {ERRORS}, then {OUTAGE}; files in {work}")
     try:
-        asyncio.run(_admin(drill.database_url, f'CREATE DATABASE "{drill.database}"'))
+        asyncio.run(admin_sql(drill.database_url, f'CREATE DATABASE "{drill.database}"'))
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"],
             cwd=ROOT, env={**os.environ, "DATABASE_URL": drill.database_url}, check=True,
@@ -508,13 +504,16 @@ def main() -> int:
         )  # fmt: skip
         drill.start_api()
         drill.start_worker()
+        drill.start_postgres_exporter()
+        drill.start_redis_exporter()
         routing = alertmanager_config(work, stand_in=stand_in, stand_in_port=stand_in_port)
-        scraping = prometheus_config(
-            work,
-            api_port=drill.api_port,
-            worker_port=drill.worker_port,
-            alertmanager_port=alertmanager_port,
-        )
+        jobs = {
+            "api": drill.api_port,
+            "worker": drill.worker_port,
+            "postgres": drill.postgres_exporter_port,
+            "redis": drill.redis_exporter_port,
+        }
+        scraping = prometheus_config(work, jobs=jobs, alertmanager_port=alertmanager_port)
         drill.spawn("alertmanager", [
             str(ALERTMANAGER),
             f"--config.file={routing}",
@@ -536,7 +535,16 @@ def main() -> int:
             60,
             "first scrape of the API",
         )
-        drill.note("Prometheus scrapes the API (up == 1); Alertmanager runs")
+        alertmanager = f"http://127.0.0.1:{alertmanager_port}"
+        wait_for(lambda: http_status(f"{alertmanager}/-/ready") == 200, 30, "Alertmanager")
+        # It answers even when it refused to apply its configuration: it would never notify.
+        errors = [
+            line
+            for line in (work / "alertmanager.log").read_text().splitlines()
+            if "level=ERROR" in line
+        ]
+        require(not errors, "Alertmanager reported errors:\n  " + "\n  ".join(errors))
+        drill.note("Prometheus scrapes the API (up == 1); Alertmanager runs its configuration")
 
         base = f"http://127.0.0.1:{drill.api_port}"
         auth = drive_traffic(base)
@@ -545,6 +553,10 @@ def main() -> int:
         problems = evaluate_queries(prometheus)
         require(not problems, "dashboard or alert queries:\n  " + "\n  ".join(problems))
         drill.note(f"all {len(QUERIES)} dashboard queries return data; every alert expression runs")
+        for up in ('pg_up{job="postgres"}', 'redis_up{job="redis"}'):
+            values = [sample["value"][1] for sample in query(prometheus, up)]
+            require(values == ["1"], f"{up} is {values}, not [1]")
+        drill.note("the exporters see PostgreSQL and Redis (pg_up == 1, redis_up == 1)")
 
         drill.stop_api()
         drill.note("API stopped (SIGTERM)")
@@ -565,6 +577,29 @@ def main() -> int:
         drill.start_api()
         drill.note("API restarted on its database")
         arrived(drill, stand_in, ERRORS, "RESOLVED", ERRORS_RESOLVE_WITHIN)
+
+        # The database is down for the exporter too: the outage pages, the 5xx it explains not.
+        outage_started = time.monotonic()
+        drill.stop_api()
+        drill.start_api(database_url=refusing.render_as_string(hide_password=False))
+        drill.start_postgres_exporter(database_url=refusing.render_as_string(hide_password=False))
+        drill.note("API and Postgres exporter on a database that refuses them")
+        arrived(drill, stand_in, OUTAGE, "FIRING", FIRE_WITHIN)
+        wait_for(
+            lambda: inhibited(alertmanager, ERRORS),
+            ERRORS_FIRE_WITHIN,
+            f"{ERRORS} firing in Prometheus and held back by Alertmanager's inhibition",
+        )
+        drill.note(f"{ERRORS} fires in Prometheus; Alertmanager lists it inhibited by {OUTAGE}")
+        time.sleep(15)  # past the page route's group_wait (10 s): a leak would have arrived
+        leaked = stand_in.received(ERRORS, "FIRING", since=outage_started)
+        require(not leaked, f"{ERRORS} reached {sorted(leaked)} despite {OUTAGE}")
+        drill.note(f"no {ERRORS} message during the outage: one page, for the cause")
+        drill.stop_api()
+        drill.start_api()
+        drill.start_postgres_exporter()
+        drill.note("API and Postgres exporter on the database again")
+        arrived(drill, stand_in, OUTAGE, "RESOLVED", RESOLVE_WITHIN)
         statuses = load.stop()
         drill.note(f"answers during the load: {dict(sorted(statuses.items()))} (0: none)")
         require(statuses.get(500, 0) > 0, f"the refused database gave no 500: {statuses}")
@@ -573,7 +608,9 @@ def main() -> int:
         return 0
     except (DrillError, subprocess.CalledProcessError) as exc:
         print(f"alert drill FAILED: {exc}", file=sys.stderr)
-        for name in ("api", "worker", "prometheus", "alertmanager"):
+        for name in (
+            "api", "worker", "prometheus", "alertmanager", "postgres-exporter", "redis-exporter"
+        ):  # fmt: skip
             log = work / f"{name}.log"
             if log.exists():
                 print(f"--- last lines of {name}.log", file=sys.stderr)
@@ -585,7 +622,9 @@ def main() -> int:
         drill.stop_all()
         server.shutdown()
         asyncio.run(
-            _admin(drill.database_url, f'DROP DATABASE IF EXISTS "{drill.database}" WITH (FORCE)')
+            admin_sql(
+                drill.database_url, f'DROP DATABASE IF EXISTS "{drill.database}" WITH (FORCE)'
+            )
         )
 
 
