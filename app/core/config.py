@@ -38,6 +38,9 @@ KNOWN_WEAK_SECRETS = frozenset(
 MIN_SECRET_KEY_BITS = 90
 MIN_ADMIN_PASSWORD_LENGTH = 16
 MIN_ADMIN_PASSWORD_BITS = 50
+# Where compose and Kubernetes mount secret files: a file named after a setting (DATABASE_URL,
+# SECRET_KEY, ...) sets it, below the environment and .env. Read only if the directory exists.
+SECRETS_DIR = Path("/run/secrets")
 
 
 def estimated_entropy_bits(value: str) -> float:
@@ -71,6 +74,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         env_ignore_empty=True,  # `LOG_FORMAT=` in a .env means "use the default"
+        secrets_dir=SECRETS_DIR if SECRETS_DIR.is_dir() else None,
         extra="ignore",
         frozen=True,
     )

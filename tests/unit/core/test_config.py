@@ -124,3 +124,16 @@ def test_random_keys_of_the_documented_recipes_pass_the_entropy_floor() -> None:
     for _ in range(200):  # the floor must never refuse what .env.example tells people to run
         assert estimated_entropy_bits(secrets.token_urlsafe(48)) >= MIN_SECRET_KEY_BITS
         assert estimated_entropy_bits(secrets.token_hex(16)) >= MIN_SECRET_KEY_BITS
+
+
+def test_secret_files_set_settings_below_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What compose and Kubernetes mount at /run/secrets: one file per setting, named after it."""
+    key = secrets.token_urlsafe(48)
+    (tmp_path / "SECRET_KEY").write_text(key + "\n")  # editors and echo add a newline
+    (tmp_path / "PSP_WEBHOOK_SECRET").write_text("from-the-file-" + secrets.token_hex(16))
+    monkeypatch.setenv("PSP_WEBHOOK_SECRET", "from-the-environment-" + secrets.token_hex(16))
+    settings = Settings(_secrets_dir=tmp_path)
+    assert settings.SECRET_KEY.get_secret_value() == key
+    assert settings.PSP_WEBHOOK_SECRET.get_secret_value().startswith("from-the-environment-")
