@@ -70,11 +70,13 @@ imports: install
 openapi: install
 	$(BIN)/openapi-spec-validator openapi.yaml
 
-config-check: install monitoring-tools logql-tools ## Validate CI, compose, Dockerfile, Prometheus, Alertmanager and LogQL offline with each ecosystem's tool
+config-check: install monitoring-tools logql-tools test-packages ## Validate CI, compose, Dockerfile, Caddyfile, Prometheus, Alertmanager and LogQL offline with each ecosystem's tool
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(PY) tools/check_compose_refs.py compose.yaml
-	$(BIN)/hadolint docker/Dockerfile
+	$(BIN)/hadolint --failure-threshold warning docker/Dockerfile
+	caddy validate --config docker/caddy/Caddyfile --adapter caddyfile 2>/dev/null
+	caddy fmt docker/caddy/Caddyfile | diff -u docker/caddy/Caddyfile - && echo "Caddyfile: valid and formatted"
 	tools/check_monitoring.sh
 	node tools/logql/check.mjs
 
@@ -128,12 +130,15 @@ image-smoke: install image-tools ## Build docker/Dockerfile with podman, run it 
 CHROMIUM ?= /usr/bin/chromium
 export CHROMIUM
 # tests/e2e/test_fresh_laptop.py plays a machine without PostgreSQL or Redis in a network
-# namespace of its own: iproute2's `ip netns`.
-test-packages: ## Debian packages the tests need (chromium, iproute2), installed when missing
+# namespace of its own: iproute2's `ip netns`. tests/e2e/test_https_proxy.py runs Caddy.
+test-packages: ## Debian packages the tests need (chromium, iproute2, caddy), installed when missing
 	@test -x $(CHROMIUM) || { echo "installing chromium"; \
 		apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; }
 	@command -v ip >/dev/null || { echo "installing iproute2"; \
 		apt-get install -y iproute2 || { apt-get update && apt-get install -y iproute2; }; }
+	@command -v caddy >/dev/null || { echo "installing caddy"; \
+		apt-get install -y --no-install-recommends caddy || \
+			{ apt-get update && apt-get install -y --no-install-recommends caddy; }; }
 
 test: install test-packages ## Run the whole test suite with branch coverage (fails under 85 %)
 	$(BIN)/pytest
