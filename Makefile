@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill image-tools image-smoke secrets up test-packages test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill image-tools image-smoke secrets up backup restore-drill pg-client test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -104,6 +104,19 @@ monitoring-tools: ## Prometheus' and Alertmanager's own tools and the exporters,
 			{ apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
 	fi
 	@tools/debian_alertmanager.sh
+
+# pg_dump and pg_restore: Debian's client, of the same major version as this machine's server.
+pg-client:
+	@command -v pg_dump >/dev/null && command -v pg_restore >/dev/null || { \
+		echo "installing postgresql-client"; \
+		apt-get install -y --no-install-recommends postgresql-client || \
+			{ apt-get update && apt-get install -y --no-install-recommends postgresql-client; }; }
+
+backup: runtime pg-client ## pg_dump DATABASE_URL into BACKUP_DIR (custom format, with a manifest; keeps BACKUP_KEEP)
+	$(PY) -m app.cli backup
+
+restore-drill: runtime pg-client ## Restore the newest backup into a scratch database, verify the ledger, compare counts and balances
+	$(PY) -m app.cli restore-drill
 
 secrets: ## Make the compose demo's secret files in .secrets/ (random, once; kept afterwards)
 	@$(PYTHON_BOOTSTRAP) tools/make_secrets.py

@@ -43,6 +43,7 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
 from sqlalchemy import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 CACHE = ROOT / ".cache" / "podman"
 IMAGE = "localhost/fastapi-ledger:smoke"
+BACKUP_IMAGE = "localhost/fastapi-ledger-backup:smoke"
 SUITE = "trixie"
 PACKAGES = ["python3", "python3-venv", "python-is-python3", "ca-certificates"]
 # The base is rebuilt when this changes (it is stored as a label on the image).
@@ -148,10 +150,9 @@ def env_flags(env: dict[str, str]) -> list[str]:
 
 def dockerfile_base() -> str:
     """The one image every FROM of the Dockerfile names (stages aside), fully qualified."""
-    bases = {
-        match.group(1)
-        for match in re.finditer(r"^FROM\s+(\S+)", DOCKERFILE.read_text(), re.MULTILINE)
-    }
+    stages = re.findall(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?", DOCKERFILE.read_text(), re.M | re.I)
+    names = {stage for _, stage in stages if stage}
+    bases = {image for image, _ in stages if image not in names}
     require(len(bases) == 1, f"the Dockerfile's stages start from several images: {bases}")
     (base,) = bases
     return base if "/" in base else f"docker.io/library/{base}"
@@ -221,6 +222,23 @@ def check_image() -> None:
     require(not found, f"the image holds what it must not: {found}")
 
 
+def check_backup_image() -> None:
+    """The backup job's image: pg_dump of the major version compose's PostgreSQL runs."""
+    podman(
+        "build", "--pull=never", "--format=docker", "--target=backup",
+        "--file", str(DOCKERFILE), "--tag", BACKUP_IMAGE, str(ROOT),
+    )  # fmt: skip
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    server = re.match(r"postgres:(\d+)", compose["services"]["postgres"]["image"])
+    require(server, "compose's postgres image has no major version")
+    assert server is not None  # noqa: S101 - for the type checker
+    client = podman("run", "--rm", "--entrypoint=pg_dump", BACKUP_IMAGE, "--version")
+    require(
+        re.search(rf"\) {server.group(1)}\.", client),
+        f"the backup image's {client.strip()!r} is not PostgreSQL {server.group(1)}",
+    )
+
+
 def in_flight_payment(
     base: str, auth: dict[str, str], payment: dict[str, object]
 ) -> tuple[socket.socket, bytes]:
@@ -276,6 +294,8 @@ def main() -> int:
         smoke.note(f"built {IMAGE} in {time.monotonic() - build:.0f} s")
         check_image()
         smoke.note(f"runs as uid {APP_UID}; no compiler, no tests, no dev tools inside")
+        check_backup_image()
+        smoke.note("backup target built: its pg_dump matches compose's PostgreSQL major version")
 
         asyncio.run(admin_sql(smoke.database_url, f'CREATE DATABASE "{smoke.database}"'))
         smoke.run("alembic", "upgrade", "head")

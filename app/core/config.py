@@ -188,6 +188,14 @@ class Settings(BaseSettings):
     SMTP_FROM: str = "ledger <no-reply@example.com>"
     SMTP_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0, le=60)
 
+    # Backups (app/backup.py): pg_dump custom-format files in BACKUP_DIR, the newest BACKUP_KEEP
+    # kept; `backup --every` (the compose job) runs one each BACKUP_INTERVAL_SECONDS and serves
+    # ledger_backup_last_success_timestamp_seconds on BACKUP_METRICS_PORT.
+    BACKUP_DIR: Path = Path("backups")
+    BACKUP_KEEP: int = Field(default=7, ge=1, le=1000)
+    BACKUP_INTERVAL_SECONDS: int = Field(default=86_400, ge=60, le=7 * 86_400)
+    BACKUP_METRICS_PORT: int = Field(default=9102, ge=1, le=65535)
+
     HOST: str = "127.0.0.1"
     PORT: int = Field(default=8000, ge=1, le=65535)
     # Where `make run` and the tests keep an embedded PostgreSQL / Redis when none answers at

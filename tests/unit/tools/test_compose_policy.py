@@ -19,7 +19,7 @@ from tools import make_secrets
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-APP_SERVICES = ("api", "worker", "scheduler", "migrate")
+APP_SERVICES = ("api", "worker", "scheduler", "migrate", "backup")
 
 
 def _networks(service: dict[str, Any]) -> set[str]:
