@@ -70,7 +70,7 @@ imports: install
 openapi: install
 	$(BIN)/openapi-spec-validator openapi.yaml
 
-config-check: install monitoring-tools logql-tools test-packages ## Validate CI, compose, Dockerfile, Caddyfile, Prometheus, Alertmanager and LogQL offline with each ecosystem's tool
+config-check: install monitoring-tools logql-tools test-packages ## Validate CI, compose, Dockerfile, Caddyfile, Prometheus, Alertmanager, LogQL and Kubernetes offline with each ecosystem's tool
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
 	$(PY) tools/check_compose_refs.py compose.yaml
@@ -79,6 +79,11 @@ config-check: install monitoring-tools logql-tools test-packages ## Validate CI,
 	caddy fmt docker/caddy/Caddyfile | diff -u docker/caddy/Caddyfile - && echo "Caddyfile: valid and formatted"
 	tools/check_monitoring.sh
 	node tools/logql/check.mjs
+	@for overlay in deploy/k8s/base deploy/k8s/overlays/demo; do \
+		$(BIN)/kubectl kustomize $$overlay | $(BIN)/kubernetes-validate --strict --quiet - \
+			|| { echo "$$overlay: does not validate" >&2; exit 1; }; \
+		echo "k8s: $$overlay renders (kustomize) and validates (kubernetes-validate --strict)"; \
+	done
 
 # Grafana's LogQL grammar (npm), exactly as tools/logql/package-lock.json pins it.
 LOGQL_MODULES := tools/logql/node_modules/.package-lock.json
