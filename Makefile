@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 LOCK_FLAGS := --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --allow-unsafe --quiet
 
-.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill image-tools image-smoke secrets up backup restore-drill pg-client test-packages test check bench clean
+.PHONY: help install runtime lock run migrate seed fmt lint types imports openapi config-check monitoring-tools logql-tools alert-drill image-tools image-smoke secrets up backup restore-drill pg-client chaos test-packages test check bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -122,6 +122,10 @@ backup: runtime pg-client ## pg_dump DATABASE_URL into BACKUP_DIR (custom format
 
 restore-drill: runtime pg-client ## Restore the newest backup into a scratch database, verify the ledger, compare counts and balances
 	$(PY) -m app.cli restore-drill
+
+# CHAOS_SEED=<n> replays a run's fault schedule; CHAOS_SECONDS sets how long the faults last.
+chaos: install ## Payments and deposits under load while Postgres connections, Redis, workers and APIs fail; then every money invariant (~4 min)
+	$(PY) tools/chaos.py
 
 secrets: ## Make the compose demo's secret files in .secrets/ (random, once; kept afterwards)
 	@$(PYTHON_BOOTSTRAP) tools/make_secrets.py

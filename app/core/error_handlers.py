@@ -227,6 +227,20 @@ _TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
 
 
 async def _handle_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+    # A lost connection (the server restarted, a failover, pg_terminate_backend): SQLAlchemy has
+    # already thrown the pool's older connections away, and the request's transaction did not
+    # commit, or committed with its idempotency record, so a retry with the same key is safe.
+    # An outage for a moment, not a crash: 503 with Retry-After.
+    if exc.connection_invalidated:
+        logger.warning("db_connection_lost", path=request.url.path)
+        return app_error_response(
+            ServiceUnavailableError(
+                "The connection to the database was lost. Retry the request (with the same "
+                "Idempotency-Key where one is needed: it is never carried out twice).",
+                headers={"Retry-After": "1"},
+            ),
+            request_id=request_id_of(request),
+        )
     # Postings lock in id order and run at READ COMMITTED, so neither should happen; if one
     # does, it is a conflict to retry (503), not a crash. Anything else stays a crash (500).
     sqlstate = getattr(exc.orig, "sqlstate", None)
