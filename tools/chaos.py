@@ -57,7 +57,11 @@ FUNDING = 10_000_000  # each customer's starting balance: payments are never ref
 PAYMENT_THREADS = 4
 RETRIES = 6
 FAULT_KINDS = ("pg_terminate", "redis_restart", "worker_kill", "api_replace")
-SETTLE_SECONDS = 150.0  # redelivery, the sweeper's minute, the provider's retries
+SETTLE_SECONDS = 150.0
+UNSENT_RECEIPTS = (
+    "SELECT d.id FROM deposits d LEFT JOIN deposit_receipts r ON r.deposit_id = d.id "
+    "WHERE d.status = 'succeeded' AND r.sent_at IS NULL"
+)  # redelivery, the sweeper's minute, the provider's retries
 
 
 @dataclass
@@ -103,7 +107,9 @@ class Chaos:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "TASK_QUEUE": "ledger:chaos",
-            "TASK_REDELIVERY_SECONDS": "6",
+            # Short, so that redelivery and the sweeper act within the run; long enough for the
+            # task's retries of a flaky charge (..42: pauses of 1 and 2 s) to fit its timeout.
+            "TASK_REDELIVERY_SECONDS": "10",
             "PSP_FAKE_LATENCY_MS": "50",
             "OUTBOX_POLL_SECONDS": "0.2",
             "DRAIN_SECONDS": "1",
@@ -445,13 +451,23 @@ def settle(chaos: Chaos, customers: list[dict[str, Any]]) -> None:
 
     def pending() -> list[str]:
         rows = asyncio.run(
-            _rows(chaos.database_url, "SELECT id FROM deposits WHERE status = 'pending'")
+            _rows(chaos.database_url, "SELECT id, amount FROM deposits WHERE status = 'pending'")
         )
-        return [str(row[0]) for row in rows]
+        return [f"{row[0]} ({row[1]})" for row in rows]
+
+    def unsent() -> list[str]:
+        return [str(row[0]) for row in asyncio.run(_rows(chaos.database_url, UNSENT_RECEIPTS))]
 
     started = time.monotonic()
-    wait_for(lambda: not pending(), SETTLE_SECONDS, "every deposit final")
-    chaos.note(f"every deposit is final ({time.monotonic() - started:.0f} s after the load)")
+    try:
+        wait_for(lambda: not pending() and not unsent(), SETTLE_SECONDS, "deposits settled")
+    except DrillError as exc:
+        raise DrillError(
+            f"{exc}; still pending (amount): {', '.join(pending()[:10])}; "
+            f"succeeded without a receipt sent: {', '.join(unsent()[:10])}"
+        ) from None
+    took = time.monotonic() - started
+    chaos.note(f"every deposit final, every receipt sent ({took:.0f} s after the load)")
 
 
 def check(chaos: Chaos, customers: list[dict[str, Any]]) -> list[tuple[str, bool, str]]:
@@ -516,13 +532,21 @@ def check(chaos: Chaos, customers: list[dict[str, Any]]) -> list[tuple[str, bool
             f"{len(deposits)} deposits",
         )
     )
-    receipts = asyncio.run(_rows(url, (
-        "SELECT d.id FROM deposits d LEFT JOIN deposit_receipts r ON r.deposit_id = d.id "
-        "WHERE d.status = 'succeeded' AND r.sent_at IS NULL"
-    )))  # fmt: skip
-    results.append(
-        ("one receipt sent per succeeded deposit", not receipts, f"{len(receipts)} unsent")
+    receipts = asyncio.run(_rows(url, UNSENT_RECEIPTS))
+    # What the workers actually sent (the console email backend logs each email once).
+    sent = collections.Counter(
+        line.split("Deposit: ", 1)[1][:36]
+        for log in chaos.work.glob("worker-*.log")
+        for line in log.read_text(errors="replace").splitlines()
+        if '"email_sent"' in line and "Deposit: " in line
     )
+    twice = [deposit for deposit, count in sent.items() if count > 1]
+    succeeded = {i for i, (status, _, _) in deposits.items() if status == "succeeded"}
+    results.append((
+        "one receipt per succeeded deposit, none twice",
+        not receipts and not twice and set(sent) == succeeded,
+        f"{len(sent)} sent, {len(twice)} twice, {len(receipts)} unsent",
+    ))  # fmt: skip
     finals = collections.Counter(status for status, _, _ in deposits.values())
     results.append(("no deposit left pending", "pending" not in finals, str(dict(finals))))
     results.append(
