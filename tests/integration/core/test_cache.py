@@ -74,6 +74,17 @@ async def test_a_failing_loader_is_not_cached_and_reaches_every_waiter(redis: Re
     )
     assert all(isinstance(r, RuntimeError) for r in results)
 
+    # Nothing was cached for the key: the next read loads again, and gets the real value.
+    loads = 0
+
+    async def working() -> dict[str, object]:
+        nonlocal loads
+        loads += 1
+        return {"value": "from the database"}
+
+    assert await cache.get_or_load("test:broken", "x", working) == {"value": "from the database"}
+    assert loads == 1
+
 
 async def test_redis_down_means_the_database_answers(migrated_database: str) -> None:
     cache = Cache(Redis.from_url("redis://127.0.0.1:1/0"), ttl_seconds=60)

@@ -297,15 +297,15 @@ async def test_listing_payments_costs_the_same_queries_for_1_or_20_rows(
         headers=idempotency_headers(payer),
     )
 
-    def queries_for(limit: int) -> int:
+    def selects() -> int:
         return len([s for s in count_statements if s.lstrip().upper().startswith("SELECT")])
 
     count_statements.clear()
     one = await client.get(PAYMENTS, params={"limit": 1}, headers=payer.headers)
-    small = queries_for(1)
+    small = selects()
     count_statements.clear()
     many = await client.get(PAYMENTS, params={"limit": 21}, headers=payer.headers)
-    large = queries_for(21)
+    large = selects()
     assert len(one.json()["items"]) == 1
     assert len(many.json()["items"]) == 21
     assert {p["currency"] for p in many.json()["items"]} == {"EUR", "USD"}
