@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.config import get_settings
 from app.core.pagination import Page
-from app.core.types import Text
+from app.core.types import NonBlankText, Text
 
 MinorUnits = int
 LedgerKind = Literal["payment", "adjustment", "deposit"]
@@ -22,7 +22,7 @@ class AccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     currency: Text = Field(description="ISO 4217 code, one of SUPPORTED_CURRENCIES.")
-    name: Text = Field(min_length=1, max_length=100)
+    name: NonBlankText = Field(min_length=1, max_length=100)
 
     @field_validator("currency")
     @classmethod
@@ -31,13 +31,6 @@ class AccountCreate(BaseModel):
         if value not in supported:
             raise ValueError(f"must be one of {', '.join(supported)}")
         return value
-
-    @field_validator("name")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
 
 class AccountRead(BaseModel):

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.core.types import Text
+from app.core.types import NonBlankText
 
 MAX_ADJUSTMENT = 10**15
 
@@ -23,7 +23,7 @@ class AdjustmentCreate(BaseModel):
         strict=True,
         description="Signed minor units (a JSON integer), not zero.",
     )
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: NonBlankText = Field(min_length=1, max_length=500)
 
     @field_validator("amount")
     @classmethod
@@ -31,13 +31,6 @@ class AdjustmentCreate(BaseModel):
         if value == 0:
             raise ValueError("must not be zero")
         return value
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
 
 class AdjustmentRead(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 
-from app.core.types import Text
+from app.core.types import NonBlankText, Text
 
 PASSWORD_MIN_LENGTH = 12
 PASSWORD_MAX_LENGTH = 128
@@ -58,12 +58,6 @@ def _refuse_weak(password: str, *, email: str | None) -> str:
     return password
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value.strip()
-
-
 class UserCreate(BaseModel):
     """Registration form."""
 
@@ -71,7 +65,7 @@ class UserCreate(BaseModel):
 
     email: EmailStr = Field(max_length=254)
     password: Text = Password
-    full_name: Text = Field(min_length=1, max_length=200)
+    full_name: NonBlankText = Field(min_length=1, max_length=200)
 
     @field_validator("email")
     @classmethod
@@ -83,11 +77,6 @@ class UserCreate(BaseModel):
     def _password_policy(cls, value: str, info: ValidationInfo) -> str:
         # `email` is declared first, so it is validated (or failed) by now.
         return _refuse_weak(value, email=info.data.get("email"))
-
-    @field_validator("full_name")
-    @classmethod
-    def _full_name(cls, value: str) -> str:
-        return _not_blank(value)
 
 
 class TokenPair(BaseModel):

@@ -53,5 +53,17 @@ Text = Annotated[
     str, AfterValidator(storable_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
 ]
 
+
+def not_blank(value: str) -> str:
+    """Refuse text that is only whitespace; keep it without its surrounding whitespace."""
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+# Free text that must say something (a name, a reason): `Text`, stripped, never only blanks.
+NonBlankText = Annotated[Text, AfterValidator(not_blank)]
+
 # The one date-time type of query filters and inputs: offset required, normalised to UTC.
 Rfc3339 = Annotated[datetime, BeforeValidator(_require_rfc3339_text), AfterValidator(_in_utc_range)]

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from app.core.types import Text
+from app.core.types import NonBlankText
 
 Role = Literal["user", "admin"]
 
@@ -33,7 +33,9 @@ class UserUpdate(BaseModel):
     # Omitted means "unchanged"; null is refused, as the contract says (no null in its schema).
     # The length constraints sit on the `str` alone: on the union they crashed on null — a 500
     # that schemathesis found.
-    full_name: Annotated[Text, Field(min_length=1, max_length=200)] | SkipJsonSchema[None] = None
+    full_name: (
+        Annotated[NonBlankText, Field(min_length=1, max_length=200)] | SkipJsonSchema[None]
+    ) = None
 
     @field_validator("full_name", mode="before")
     @classmethod
@@ -41,13 +43,6 @@ class UserUpdate(BaseModel):
         if value is None:
             raise ValueError("must be a string; omit the field to leave it unchanged")
         return value
-
-    @field_validator("full_name")
-    @classmethod
-    def _strip(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip() if value is not None else None
 
 
 class Principal(BaseModel):
