@@ -10,9 +10,7 @@ _BEARER_INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 class _UnauthorizedError(AppError):
     status_code = 401
-
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers=_BEARER_INVALID)
+    default_headers = _BEARER_INVALID
 
 
 class NotAuthenticatedError(AppError):
@@ -21,9 +19,7 @@ class NotAuthenticatedError(AppError):
     code = "not_authenticated"
     status_code = 401
     default_detail = "Authentication required: send 'Authorization: Bearer <access token>'."
-
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers=_BEARER)
+    default_headers = _BEARER
 
 
 class InvalidCredentialsError(AppError):
@@ -32,9 +28,7 @@ class InvalidCredentialsError(AppError):
     code = "invalid_credentials"
     status_code = 401
     default_detail = "Incorrect email or password."
-
-    def __init__(self, detail: str | None = None) -> None:
-        super().__init__(detail, headers=_BEARER)
+    default_headers = _BEARER
 
 
 class InvalidTokenError(_UnauthorizedError):

@@ -83,6 +83,9 @@ class AppError(Exception):
     code: ClassVar[str] = "internal_error"
     status_code: ClassVar[int] = 500
     default_detail: ClassVar[str] = "An unexpected error occurred."
+    # Headers every answer of this error carries (e.g. WWW-Authenticate on a 401); `headers`
+    # given when raising are added to these.
+    default_headers: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -92,7 +95,7 @@ class AppError(Exception):
         fields: Sequence[FieldError] | None = None,
     ) -> None:
         self.detail = detail or self.default_detail
-        self.headers = dict(headers or {})
+        self.headers = {**self.default_headers, **(headers or {})}
         self.fields = list(fields) if fields is not None else None
         super().__init__(self.detail)
 
