@@ -26,17 +26,13 @@ from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
 from app.core.security import (
     AccessClaims,
+    JwtExpiredError,
+    JwtInvalidError,
     PasswordHasher,
     create_access_token,
     decode_access_token,
     hash_refresh_token,
     new_refresh_token,
-)
-from app.core.security import (
-    TokenExpiredError as JwtExpired,
-)
-from app.core.security import (
-    TokenInvalidError as JwtInvalid,
 )
 from app.users import service as users_service
 from app.users.schemas import Principal, UserRead
@@ -149,9 +145,9 @@ def _verified(access_token: str) -> tuple[AccessClaims, uuid.UUID]:
     """An access token's checked claims and the user they name; 401 (raised) for anything else."""
     try:
         claims = decode_access_token(access_token, settings=get_settings())
-    except JwtExpired:
+    except JwtExpiredError:
         raise TokenExpiredError from None
-    except JwtInvalid:
+    except JwtInvalidError:
         raise InvalidTokenError from None
     try:
         return claims, uuid.UUID(claims.subject)

@@ -31,11 +31,11 @@ ACCESS_TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a secret
 REQUIRED_CLAIMS = ("sub", "exp", "iat", "nbf", "jti", "type", "iss", "aud")
 
 
-class TokenInvalidError(Exception):
+class JwtInvalidError(Exception):
     """The token is malformed, forged, of the wrong type, or fails a claim check."""
 
 
-class TokenExpiredError(TokenInvalidError):
+class JwtExpiredError(JwtInvalidError):
     """The token was valid but its `exp` has passed."""
 
 
@@ -99,9 +99,9 @@ def decode_access_token(token: str, *, settings: Settings) -> AccessClaims:
     # PyJWT's own tests, with the same leeway.
     now = time.time()
     if claims.expires_at.timestamp() <= now - settings.JWT_LEEWAY_SECONDS:
-        raise TokenExpiredError("token expired")
+        raise JwtExpiredError("token expired")
     if claims.not_before.timestamp() > now + settings.JWT_LEEWAY_SECONDS:
-        raise TokenInvalidError("ImmatureSignatureError")
+        raise JwtInvalidError("ImmatureSignatureError")
     return claims
 
 
@@ -118,14 +118,14 @@ def _verify(token: str, *, settings: Settings) -> AccessClaims:
             options={"require": list(REQUIRED_CLAIMS), "strict_aud": True},
         )
     except jwt.ExpiredSignatureError as error:
-        raise TokenExpiredError("token expired") from error
+        raise JwtExpiredError("token expired") from error
     except jwt.PyJWTError as error:
-        raise TokenInvalidError(type(error).__name__) from error
+        raise JwtInvalidError(type(error).__name__) from error
     if claims.get("type") != ACCESS_TOKEN_TYPE:
-        raise TokenInvalidError("not an access token")
+        raise JwtInvalidError("not an access token")
     subject, token_id = claims.get("sub"), claims.get("jti")
     if not isinstance(subject, str) or not isinstance(token_id, str):
-        raise TokenInvalidError("sub and jti must be strings")
+        raise JwtInvalidError("sub and jti must be strings")
     return AccessClaims(
         subject=subject,
         token_id=token_id,
@@ -137,18 +137,18 @@ def _verify(token: str, *, settings: Settings) -> AccessClaims:
 
 
 def _instant(claims: dict[str, object], name: str) -> datetime:
-    """A NumericDate claim as a datetime; TokenInvalidError unless it is a representable number.
+    """A NumericDate claim as a datetime; JwtInvalidError unless it is a representable number.
 
     PyJWT accepts `"9999999999"` (it calls int() on it) and `1e30` (its comparisons work), but
     neither is a time Python can hold. Only reachable with the real key: a bug, not an attack.
     """
     value = claims.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TokenInvalidError(f"{name} must be a number (RFC 7519 NumericDate)")
+        raise JwtInvalidError(f"{name} must be a number (RFC 7519 NumericDate)")
     try:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):
-        raise TokenInvalidError(f"{name} is out of range") from None
+        raise JwtInvalidError(f"{name} is out of range") from None
 
 
 def new_refresh_token() -> str:

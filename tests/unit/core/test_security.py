@@ -18,9 +18,9 @@ from app.core.config import Settings
 from app.core.security import (
     JWT_ALGORITHM,
     REQUIRED_CLAIMS,
+    JwtExpiredError,
+    JwtInvalidError,
     PasswordHasher,
-    TokenExpiredError,
-    TokenInvalidError,
     create_access_token,
     decode_access_token,
     hash_refresh_token,
@@ -56,7 +56,7 @@ def test_a_remembered_token_is_refused_once_it_expires(monkeypatch: pytest.Monke
     assert decode_access_token(token, settings=SETTINGS).subject == "user-1"  # now remembered
     later = datetime.now(UTC).timestamp() + lifetime + SETTINGS.JWT_LEEWAY_SECONDS + 1
     monkeypatch.setattr("app.core.security.time.time", lambda: later)
-    with pytest.raises(TokenExpiredError):
+    with pytest.raises(JwtExpiredError):
         decode_access_token(token, settings=SETTINGS)
 
 
@@ -67,7 +67,7 @@ def test_a_remembered_token_is_refused_before_its_not_before(
     decode_access_token(token, settings=SETTINGS)
     earlier = datetime.now(UTC).timestamp() - SETTINGS.JWT_LEEWAY_SECONDS - 60
     monkeypatch.setattr("app.core.security.time.time", lambda: earlier)  # the clock stepped back
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(token, settings=SETTINGS)
 
 
@@ -75,7 +75,7 @@ def test_a_token_remembered_under_one_key_is_refused_under_another() -> None:
     token, _ = create_access_token(subject="user-1", settings=SETTINGS)
     decode_access_token(token, settings=SETTINGS)
     rotated = Settings(SECRET_KEY="r" * 64)  # type: ignore[arg-type]
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(token, settings=rotated)
 
 
@@ -110,25 +110,25 @@ def test_a_token_round_trips_with_every_claim() -> None:
 
 def test_alg_none_is_refused() -> None:
     unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}."
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(unsigned, settings=SETTINGS)
 
 
 @pytest.mark.parametrize("algorithm", ["HS384", "HS512"])
 def test_another_hmac_algorithm_is_refused_even_with_the_right_key(algorithm: str) -> None:
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(claims(), algorithm=algorithm), settings=SETTINGS)
 
 
 def test_tampered_payload_is_refused() -> None:
     header, _, signature = sign(claims()).split(".")
     forged = f"{header}.{b64(claims(sub='someone-else'))}.{signature}"
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(forged, settings=SETTINGS)
 
 
 def test_wrong_signature_key_is_refused() -> None:
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(claims(), key="k" * 64), settings=SETTINGS)
 
 
@@ -138,7 +138,7 @@ def test_expired_token_is_its_own_error() -> None:
         nbf=datetime.now(UTC) - timedelta(hours=1),
         exp=datetime.now(UTC) - timedelta(minutes=1),
     )
-    with pytest.raises(TokenExpiredError):
+    with pytest.raises(JwtExpiredError):
         decode_access_token(sign(old), settings=SETTINGS)
 
 
@@ -149,12 +149,12 @@ def test_expiry_within_the_leeway_is_accepted() -> None:
 
 def test_not_yet_valid_token_is_refused() -> None:
     future = claims(nbf=datetime.now(UTC) + timedelta(minutes=5))
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(future), settings=SETTINGS)
 
 
 def test_issued_in_the_future_is_refused() -> None:
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(
             sign(claims(iat=datetime.now(UTC) + timedelta(minutes=5))), settings=SETTINGS
         )
@@ -164,7 +164,7 @@ def test_issued_in_the_future_is_refused() -> None:
     "override", [{"aud": "another-api"}, {"iss": "someone-else"}, {"aud": ["x", "y"]}]
 )
 def test_wrong_audience_or_issuer_is_refused(override: dict[str, Any]) -> None:
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(claims(**override)), settings=SETTINGS)
 
 
@@ -172,7 +172,7 @@ def test_wrong_audience_or_issuer_is_refused(override: dict[str, Any]) -> None:
 def test_each_required_claim_is_required(missing: str) -> None:
     payload = claims()
     del payload[missing]
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(payload), settings=SETTINGS)
 
 
@@ -181,13 +181,13 @@ def test_only_access_tokens_are_accepted(token_type: str | None) -> None:
     payload = claims(type=token_type) if token_type is not None else claims()
     if token_type is None:
         payload["type"] = None
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(payload), settings=SETTINGS)
 
 
 @pytest.mark.parametrize("sub", [123, ["a"], {"id": 1}])
 def test_non_string_subject_is_refused(sub: object) -> None:
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(claims(sub=sub)), settings=SETTINGS)
 
 
@@ -195,7 +195,7 @@ def test_non_string_subject_is_refused(sub: object) -> None:
     "garbage", ["", "abc", "a.b.c", "Bearer x", "x" * 5000, new_refresh_token()]
 )
 def test_garbage_and_refresh_tokens_are_not_access_tokens(garbage: str) -> None:
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(garbage, settings=SETTINGS)
 
 
@@ -302,5 +302,5 @@ async def test_the_production_defaults_are_the_measured_parameters(
 )
 def test_numeric_dates_that_no_clock_can_hold_are_invalid_tokens(override: dict[str, Any]) -> None:
     # Signed with the real key: before, these crashed the request with a 500.
-    with pytest.raises(TokenInvalidError):
+    with pytest.raises(JwtInvalidError):
         decode_access_token(sign(claims(**override)), settings=SETTINGS)
