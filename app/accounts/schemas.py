@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.config import get_settings
 from app.core.pagination import Page
-from app.core.types import NonBlankText, Text
+from app.core.types import MinorUnits, NonBlankText, Text
 
-MinorUnits = int
 LedgerKind = Literal["payment", "adjustment", "deposit"]
 
 

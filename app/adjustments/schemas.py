@@ -7,9 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.core.types import NonBlankText
-
-MAX_ADJUSTMENT = 10**15
+from app.core.types import MAX_MINOR_UNITS, NonBlankText
 
 
 class AdjustmentCreate(BaseModel):
@@ -18,8 +16,8 @@ class AdjustmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: int = Field(
-        ge=-MAX_ADJUSTMENT,
-        le=MAX_ADJUSTMENT,
+        ge=-MAX_MINOR_UNITS,
+        le=MAX_MINOR_UNITS,
         strict=True,
         description="Signed minor units (a JSON integer), not zero.",
     )

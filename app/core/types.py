@@ -54,6 +54,12 @@ Text = Annotated[
 ]
 
 
+# Money is an integer of minor units (cents) with a currency, never a float. Every amount a
+# request may carry is bounded well inside BIGINT, so no sum of a few amounts overflows in SQL.
+MinorUnits = int
+MAX_MINOR_UNITS = 10**15
+
+
 def not_blank(value: str) -> str:
     """Refuse text that is only whitespace; keep it without its surrounding whitespace."""
     stripped = value.strip()

@@ -8,8 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.core.types import Text
-from app.payments.schemas import MAX_AMOUNT
+from app.core.types import MAX_MINOR_UNITS, Text
 
 DepositStatus = Literal["pending", "succeeded", "failed"]
 
@@ -20,7 +19,9 @@ class DepositCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     account_id: uuid.UUID
-    amount: int = Field(ge=1, le=MAX_AMOUNT, strict=True, description="Minor units (cents), ≥ 1.")
+    amount: int = Field(
+        ge=1, le=MAX_MINOR_UNITS, strict=True, description="Minor units (cents), ≥ 1."
+    )
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="Must be the account's currency.")
 
 

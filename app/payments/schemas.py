@@ -10,11 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from app.core.pagination import Page
-from app.core.types import Rfc3339, Text
+from app.core.types import MAX_MINOR_UNITS, Rfc3339, Text
 
 PaymentStatus = Literal["succeeded", "failed"]
-# Bounded well inside BIGINT, so no sum of a few amounts can overflow in SQL.
-MAX_AMOUNT = 10**15
 
 
 class PaymentCreate(BaseModel):
@@ -25,7 +23,9 @@ class PaymentCreate(BaseModel):
     source_account_id: uuid.UUID
     destination_account_id: uuid.UUID
     # strict: a JSON integer only — "100" or 100.0 is refused rather than coerced.
-    amount: int = Field(gt=0, le=MAX_AMOUNT, strict=True, description="Minor units (cents), > 0.")
+    amount: int = Field(
+        gt=0, le=MAX_MINOR_UNITS, strict=True, description="Minor units (cents), > 0."
+    )
     currency: str = Field(pattern=r"^[A-Z]{3}$", description="Must be both accounts' currency.")
     description: Text = Field(default="", max_length=500)
 

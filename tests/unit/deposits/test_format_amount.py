@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from app.core.types import MAX_MINOR_UNITS
 from app.deposits.service import format_amount
-from app.payments.schemas import MAX_AMOUNT
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,7 @@ from app.payments.schemas import MAX_AMOUNT
         (123456, "USD", "1,234.56 USD"),
         (5000, "JPY", "5,000 JPY"),
         (1005, "KWD", "1.005 KWD"),
-        (MAX_AMOUNT - 1, "EUR", "9,999,999,999,999.99 EUR"),
+        (MAX_MINOR_UNITS - 1, "EUR", "9,999,999,999,999.99 EUR"),
     ],
 )
 def test_format_amount(amount: int, currency: str, text: str) -> None:
