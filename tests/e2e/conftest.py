@@ -134,6 +134,12 @@ def start_server(command: Sequence[str], port: int, env: dict[str, str] | None =
     pytest.fail(f"server not live after {STARTUP_TIMEOUT_SECONDS}s ({code}):\n{err}")
 
 
+def start_app_server(port: int, env: dict[str, str] | None = None) -> Server:
+    """`python -m app.server` on `port`, as the image runs it (no drain: tests stop it at once)."""
+    settings = {"HOST": "127.0.0.1", "PORT": str(port), "DRAIN_SECONDS": "0", **(env or {})}
+    return start_server([sys.executable, "-m", "app.server"], port, env=settings)
+
+
 def uvicorn_command(port: int) -> list[str]:
     """How the image runs the API: one uvicorn process, our access log instead of uvicorn's."""
     return [

@@ -21,7 +21,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.core.config import get_settings
-from tests.e2e.conftest import ROOT, Server, free_port, start_server
+from tests.e2e.conftest import ROOT, Server, free_port, start_app_server
 from tests.factories import DEFAULT_PASSWORD, unique_email
 
 
@@ -50,11 +50,7 @@ def api() -> Iterator[tuple[Server, str]]:
         cwd=ROOT, env={**os.environ, **env}, check=True, capture_output=True,
     )  # fmt: skip
     port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "app.server"],
-        port,
-        env={**env, "HOST": "127.0.0.1", "PORT": str(port), "DRAIN_SECONDS": "0"},
-    )
+    server = start_app_server(port, env)
     try:
         yield server, database_url
     finally:

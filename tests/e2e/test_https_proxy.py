@@ -17,7 +17,6 @@ import random
 import shutil
 import ssl
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, Server, free_port, read_log, start_server
+from tests.e2e.conftest import ROOT, Server, free_port, read_log, start_app_server
 
 CADDY = shutil.which("caddy") or "/usr/bin/caddy"
 CADDYFILE = ROOT / "docker" / "caddy" / "Caddyfile"
@@ -59,16 +58,8 @@ def proxy(migrated_database: str, tmp_path: Path) -> Iterator[Proxy]:
     api_port = free_port()
     # What the image runs (python -m app.server: uvicorn's own proxy-header handling off, the
     # app's from TRUSTED_PROXIES on), not plain uvicorn, which believes 127.0.0.1 by default.
-    api = start_server(
-        [sys.executable, "-m", "app.server"],
-        api_port,
-        env={
-            "HOST": "127.0.0.1",
-            "PORT": str(api_port),
-            "DRAIN_SECONDS": "0",
-            "TRUSTED_PROXIES": "127.0.0.1",
-            "RATE_LIMIT_DEFAULT": f"{LIMIT}/minute",
-        },
+    api = start_app_server(
+        api_port, {"TRUSTED_PROXIES": "127.0.0.1", "RATE_LIMIT_DEFAULT": f"{LIMIT}/minute"}
     )
     http_port, https_port = free_port(), free_port()
     log = (tmp_path / "caddy.log").open("w")

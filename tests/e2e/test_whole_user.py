@@ -8,7 +8,6 @@ would take it, as the image runs the API (`python -m app.server`).
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, free_port, start_server
+from tests.e2e.conftest import Server, free_port, start_app_server
 from tests.e2e.test_worker import Worker
 from tests.factories import DEFAULT_PASSWORD, unique_email
 
@@ -25,11 +24,7 @@ from tests.factories import DEFAULT_PASSWORD, unique_email
 def api(migrated_database: str) -> Iterator[tuple[Server, str]]:
     queue = f"ledger:test-tasks:{uuid.uuid4().hex[:8]}"
     port = free_port()
-    server = start_server(
-        [sys.executable, "-m", "app.server"],
-        port,
-        env={"HOST": "127.0.0.1", "PORT": str(port), "DRAIN_SECONDS": "0", "TASK_QUEUE": queue},
-    )
+    server = start_app_server(port, {"TASK_QUEUE": queue})
     yield server, queue
     server.stop()
 
