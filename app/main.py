@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -30,6 +29,7 @@ from app.core.http_headers import (
     ProblemCORSMiddleware,
     SecurityHeadersMiddleware,
 )
+from app.core.http_metrics import HttpMetricsMiddleware, red_instrumentations
 from app.core.invalidation import Invalidator
 from app.core.logging import configure_logging, get_logger
 from app.core.metrics import BUSINESS, PoolCollector, Union
@@ -168,7 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ],
         )
     # RED metrics per route template, inside the request context (so its last-resort 500 is
-    # outside, and counted as the 500 the instrumentator saw raised), outside everything that
+    # outside, and counted as the 500 it saw raised), outside everything that
     # may refuse a request (503, 413, 429 are counted too). Not /metrics itself; paths no route
     # matches are one `none` handler, never a raw path.
     metrics_registry = CollectorRegistry(auto_describe=True)
@@ -178,11 +178,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "1 while /health/ready would answer 200 (database and Redis answer, not draining).",
         registry=metrics_registry,
     )
-    Instrumentator(
-        excluded_handlers=[METRICS_PATH],
-        should_group_untemplated=True,
-        registry=metrics_registry,
-    ).instrument(app, latency_lowr_buckets=LATENCY_BUCKETS)
+    app.add_middleware(
+        HttpMetricsMiddleware,
+        instrumentations=red_instrumentations(metrics_registry, buckets=LATENCY_BUCKETS),
+        excluded_paths=frozenset({METRICS_PATH}),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
 

@@ -14,7 +14,7 @@ Pure ASGI middleware (see `create_app` for their order):
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -43,6 +43,11 @@ _COMMON = (
     ("referrer-policy", "no-referrer"),
     ("cross-origin-opener-policy", "same-origin"),
 )
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
+
+def _raw(*headers: tuple[str, str]) -> RawHeaders:
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
 class SecurityHeadersMiddleware:
@@ -51,27 +56,34 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp, *, api_prefix: str) -> None:
         self.app = app
         self.api_prefix = api_prefix
+        # Encoded once: this runs on every answer.
+        self._api = _raw(
+            *_COMMON, ("content-security-policy", API_CSP), ("cache-control", "no-store")
+        )
+        self._docs = _raw(*_COMMON, ("content-security-policy", DOCS_CSP))
+        self._other = _raw(*_COMMON, ("content-security-policy", API_CSP))
+        self._hsts = _raw(("strict-transport-security", HSTS))
+
+    def _for_path(self, path: str) -> RawHeaders:
+        if path.startswith(DOCS_PATHS):
+            return self._docs
+        return self._api if path.startswith(self.api_prefix) else self._other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap `send` so the response start carries the headers."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else API_CSP
-        no_store = path.startswith(self.api_prefix)
+        added = self._for_path(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in _COMMON:
-                    headers.setdefault(name, value)
-                headers.setdefault("content-security-policy", csp)
-                if no_store:
-                    headers.setdefault("cache-control", "no-store")
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
                 # Read at response time: the trusted-proxy middleware may have set the scheme.
-                if scope.get("scheme") == "https":
-                    headers.setdefault("strict-transport-security", HSTS)
+                extra = self._hsts if scope.get("scheme") == "https" else ()
+                headers += [header for header in (*added, *extra) if header[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -96,7 +108,13 @@ class HeadAsGetMiddleware:
                 return
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_without_body)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send_without_body)
+        finally:
+            # The outer layers (access log, metrics) read the matched route from the scope.
+            if "route" in as_get:
+                scope["route"] = as_get["route"]
 
 
 class CorsPreflightRefusedError(AppError):

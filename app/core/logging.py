@@ -30,8 +30,9 @@ _BEARER = re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # 13 to 19 digits, optionally grouped by spaces or dashes: a payment card number.
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_CARD_MIN_DIGITS = 13
-_DIGIT = re.compile(r"\d")  # the same digits as _CARD's (any Unicode decimal digit)
+# Every match of _CARD lies in a run of 13 or more digits, spaces and dashes: a linear scan
+# for such a run rules out most text (times, UUIDs, hex ids) before _CARD's backtracking runs.
+_CARD_CANDIDATE = re.compile(r"[\d -]{13,}")  # the same digits as _CARD's (any Unicode digit)
 _MAX_DEPTH = 6
 
 
@@ -61,7 +62,7 @@ def redact_text(text: str) -> str:
         text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     if "eyJ" in text:
         text = _JWT.sub(REDACTED, text)
-    if len(_DIGIT.findall(text)) >= _CARD_MIN_DIGITS:
+    if _CARD_CANDIDATE.search(text):
         text = _CARD.sub(_mask_card, text)
     return text
 
@@ -72,8 +73,12 @@ def is_sensitive_key(key: str) -> bool:
     return bool(_SENSITIVE_KEY.search(key))
 
 
+# Values that can hold no secret: most fields of most lines (status, duration, counts).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None)})
+
+
 def _redact(value: Any, depth: int = 0, limit: int = _MAX_DEPTH) -> Any:
-    if depth > limit:
+    if type(value) in _PLAIN_TYPES or depth > limit:
         return value
     if isinstance(value, str):
         return redact_text(value)

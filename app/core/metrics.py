@@ -1,8 +1,8 @@
 """Prometheus metrics (SPEC §7): the business counters, the DB pool, and how they are served.
 
-RED per route template comes from prometheus-fastapi-instrumentator (`app.main`); the counters
-here are counted where the events happen, in the API and in the worker alike, and each process
-serves its own: the API at `GET /metrics`, the worker on `WORKER_METRICS_PORT`.
+RED per route template: prometheus-fastapi-instrumentator's series (`app.core.http_metrics`).
+The counters here are counted where the events happen, in the API and in the worker alike,
+and each process serves its own: the API at `GET /metrics`, the worker on `WORKER_METRICS_PORT`.
 
 Every label value comes from a small fixed set — an outcome, a task name, a limit's name, an
 endpoint's route template — never a user, account or request id, nor a raw path: a label per id

@@ -38,7 +38,6 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -86,6 +85,8 @@ end
 return read_entries(3, 3, {1})
 """
 )
+
+_LIMIT_HEADER = b"x-ratelimit-limit"
 
 # Which cache entries a request will read, from its scope alone (before any auth has run).
 Prefetcher = Callable[[Scope], Sequence[Entry]]
@@ -274,6 +275,8 @@ class RateLimitMiddleware:
         self.enabled = settings.RATE_LIMIT_ENABLED
         self.item = parse(settings.RATE_LIMIT_DEFAULT)
         self.prefetch = prefetch
+        # An allowed answer carries X-RateLimit-Limit only (`Verdict.headers`): encoded once.
+        self._limit_value = str(self.item.amount).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse with 429, or pass through and add the X-RateLimit-* headers."""
@@ -303,9 +306,10 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in verdict.headers.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == _LIMIT_HEADER for name, _ in headers):
+                    headers.append((_LIMIT_HEADER, self._limit_value))
+                message["headers"] = headers
             await send(message)
 
         with serve_prefetched(prefetched):

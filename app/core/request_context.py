@@ -62,28 +62,27 @@ class RequestContextMiddleware:
             await send(message)
 
         started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_request_id)
-                if not response_started:
-                    status_code = 499  # nginx's "client closed request": abandoned, unanswered
-            except Exception as error:
-                _error_log.exception(
-                    "unhandled_exception", method=scope["method"], path=scope["path"]
-                )
-                report(error)  # the 500 answered here never reaches Sentry's own middleware
-                if response_started:
-                    raise  # Too late for a clean answer: let the server drop the connection.
-                status_code = 500
-                await internal_error_response(request_id)(scope, receive, send)
-            finally:
-                route = scope.get("route")
-                _access_log.info(
-                    "request",
-                    method=scope["method"],
-                    route=getattr(route, "path", None),
-                    path=scope["path"],
-                    status=status_code,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    client=(scope.get("client") or (None,))[0],
-                )
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_request_id)
+            if not response_started:
+                status_code = 499  # nginx's "client closed request": abandoned, unanswered
+        except Exception as error:
+            _error_log.exception("unhandled_exception", method=scope["method"], path=scope["path"])
+            report(error)  # the 500 answered here never reaches Sentry's own middleware
+            if response_started:
+                raise  # Too late for a clean answer: let the server drop the connection.
+            status_code = 500
+            await internal_error_response(request_id)(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            _access_log.info(
+                "request",
+                method=scope["method"],
+                route=getattr(route, "path", None),
+                path=scope["path"],
+                status=status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                client=(scope.get("client") or (None,))[0],
+            )
+            structlog.contextvars.reset_contextvars(**tokens)

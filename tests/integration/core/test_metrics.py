@@ -104,6 +104,29 @@ async def test_red_metrics_count_requests_by_template_status_class_and_duration(
     assert {"0.005", "0.1", "1.0", "+Inf"} <= durations  # fine enough for p50 / p95 / p99
 
 
+async def test_head_requests_count_under_their_route_and_latency_has_no_status_label(
+    live_http: AsyncClient,
+) -> None:
+    def head_served(text: str) -> float:
+        return sum(
+            s.value
+            for s in _samples(text)
+            if s.name == "http_requests_total"
+            and s.labels == {"handler": "/health/live", "method": "HEAD", "status": "2xx"}
+        )
+
+    before = head_served(await _scrape(live_http))
+    assert (await live_http.head("/health/live")).status_code == 200
+    text = await _scrape(live_http)
+    assert head_served(text) == before + 1  # HEAD runs as GET inside; the route is still known
+    label_names = {
+        frozenset(s.labels)
+        for s in _samples(text)
+        if s.name == "http_request_duration_seconds_bucket"
+    }
+    assert label_names == {frozenset({"handler", "method", "le"})}  # a status would double them
+
+
 async def test_the_db_pool_is_reported_in_use_and_size(live_http: AsyncClient) -> None:
     values = {s.name: s.value for s in _samples(await _scrape(live_http))}
     settings = get_settings()

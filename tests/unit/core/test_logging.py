@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.core.logging import REDACTED, configure_logging, get_logger, redact_text
 from tests.conftest import LogReader
@@ -127,8 +129,16 @@ def _redact_text_without_shortcuts(text: str) -> str:
         "card 4111 1111 1111 1111 here",
         "card ٤١١١١١١١١١١١١١١١ in Arabic-Indic digits",
         "twelve digits 411111111111 only",
+        "dashed 4111-1111-1111-1111 and bare 5555555555554444",
+        "request id 0f3a9b2c4d5e6f708192a3b4c5d6e7f8",
         "",
     ],
 )
 def test_redact_text_shortcuts_change_nothing(text: str) -> None:
+    assert redact_text(text) == _redact_text_without_shortcuts(text)
+
+
+# Arabic-Indic four and one: \d matches every Unicode decimal digit.
+@given(st.text(alphabet="0123456789\u0664\u0661 -Tab.eyJ:", max_size=60))
+def test_redact_text_shortcuts_change_nothing_on_any_text(text: str) -> None:
     assert redact_text(text) == _redact_text_without_shortcuts(text)
