@@ -12,6 +12,7 @@ from starlette.responses import Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
+from app.accounts.dependencies import prefetch_account
 from app.accounts.router import router as accounts_router
 from app.adjustments.router import router as adjustments_router
 from app.auth.dependencies import prefetch_principal
@@ -134,10 +135,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # leaves -> trusted-proxy rewrite of the client address -> rate limit (before auth) -> HEAD
     # as GET -> routes.
     app.add_middleware(HeadAsGetMiddleware)
-    # The rate-limit script also reads the caller's principal ahead (ADR 0022): core names no
-    # domain module, so the wiring hands it auth's idea of which cache entry that is.
+    # The rate-limit script also reads the caller's principal and a read account ahead (ADR
+    # 0022): core names no domain module, so the wiring hands it auth's and accounts' idea of
+    # which cache entries those are.
     app.add_middleware(
-        RateLimitMiddleware, settings=settings, prefix=API_PREFIX, prefetch=prefetch_principal
+        RateLimitMiddleware,
+        settings=settings,
+        prefix=API_PREFIX,
+        prefetch=(prefetch_principal, prefetch_account),
     )
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
     app.add_middleware(CancelOnDisconnectMiddleware)

@@ -29,7 +29,7 @@ from app.accounts.schemas import (
     Leg,
     SummaryPeriod,
 )
-from app.core.cache import Cache, mark_stale
+from app.core.cache import Cache, Entry, mark_stale
 from app.core.errors import AppError, NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.pagination import KeysetPosition, PageParams, build_page
@@ -66,6 +66,11 @@ def cache_scope(account_id: uuid.UUID) -> str:
     return f"account:{account_id}"
 
 
+def account_read_entry(account_id: uuid.UUID) -> Entry:
+    """The cache entry `get_account` reads, for a caller that has it read ahead (ADR 0022)."""
+    return cache_scope(account_id), "read"
+
+
 async def get_account(
     session: AsyncSession, *, user_id: uuid.UUID, account_id: uuid.UUID, cache: Cache
 ) -> AccountRead:
@@ -80,7 +85,7 @@ async def get_account(
             "account": AccountRead.model_validate(account).model_dump(mode="json"),
         }
 
-    cached = await cache.get_or_load(cache_scope(account_id), "read", load)
+    cached = await cache.get_or_load(*account_read_entry(account_id), load)
     if cached is None or cached["owner"] != str(user_id):
         raise NotFoundError("No such account.")
     return AccountRead.model_validate(cached["account"])

@@ -8,7 +8,8 @@
   library, with its keys and arithmetic, so processes still counting through `limits` share
   the budget. The same round trip answers what a refusal needs and, for an allowed request
   only, reads cache entries ahead: the middleware is given (`prefetch`) which entries the
-  request will read, and the caller's principal comes back with the verdict (ADR 0022).
+  request will read, and the caller's principal (and, for an account read, the account) comes
+  back with the verdict (ADR 0022).
 - Answers: `429 rate_limited` in the error shape with `Retry-After`, `X-RateLimit-Limit`,
   `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds). Allowed responses carry
   `X-RateLimit-Limit` only.
@@ -257,9 +258,10 @@ def client_ip(scope: Scope) -> str:
 class RateLimitMiddleware:
     """Count every `/api/v1` request against the default per-IP limit, before any auth.
 
-    `prefetch` names the cache entries the request will read (the wiring in `create_app`
-    gives auth's: the bearer token's principal); an allowed request gets them in the same
-    round trip, and `Cache.get_or_load` serves them from there (ADR 0022).
+    The `prefetch` functions name the cache entries the request will read (the wiring in
+    `create_app` gives auth's, the bearer token's principal, and accounts', the account a read
+    names); an allowed request gets them in the same round trip, and `Cache.get_or_load`
+    serves them from there (ADR 0022).
     """
 
     def __init__(
@@ -268,13 +270,13 @@ class RateLimitMiddleware:
         *,
         settings: Settings,
         prefix: str = "/api/v1",
-        prefetch: Prefetcher | None = None,
+        prefetch: Sequence[Prefetcher] = (),
     ) -> None:
         self.app = app
         self.prefix = prefix
         self.enabled = settings.RATE_LIMIT_ENABLED
         self.item = parse(settings.RATE_LIMIT_DEFAULT)
-        self.prefetch = prefetch
+        self.prefetch = tuple(prefetch)
         # An allowed answer carries X-RateLimit-Limit only (`Verdict.headers`): encoded once.
         self._limit_value = str(self.item.amount).encode()
 
@@ -286,7 +288,7 @@ class RateLimitMiddleware:
         state = scope["app"].state
         limiter: RateLimiter = state.rate_limiter
         reads = None
-        if self.prefetch is not None and (entries := self.prefetch(scope)):
+        if entries := [entry for prefetcher in self.prefetch for entry in prefetcher(scope)]:
             cache: Cache = state.cache
             reads = cache.plan_prefetch(entries)
         verdict, prefetched = await limiter.hit_and_read(

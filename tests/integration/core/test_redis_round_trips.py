@@ -77,17 +77,51 @@ async def test_users_me_makes_one_round_trip(app: FastAPI, client: AsyncClient) 
     assert app.state.cache.prefetch_used == used + 1
 
 
-async def test_a_cached_account_read_makes_two(app: FastAPI, client: AsyncClient) -> None:
+async def test_a_cached_account_read_makes_one(app: FastAPI, client: AsyncClient) -> None:
     user = await signed_in_user(client)
     account = await open_account(client, user)
     url = f"/api/v1/accounts/{account['id']}"
     await warm(client, user, url)
-    hits = app.state.cache.hits
+    hits, used = app.state.cache.hits, app.state.cache.prefetch_used
     with redis_round_trips(app) as trips:
         response = await client.get(url, headers=user.headers)
     assert response.json() == account
-    assert trips == [["EVALSHA"], ["EVALSHA"]]  # rate limit + principal, then the account
-    assert app.state.cache.hits == hits + 2
+    assert trips == [["EVALSHA"]]  # the rate limit, with the principal and the account
+    assert (app.state.cache.hits, app.state.cache.prefetch_used) == (hits + 2, used + 2)
+
+
+async def test_another_users_account_read_ahead_is_still_not_found(
+    app: FastAPI, client: AsyncClient
+) -> None:
+    owner, stranger = await signed_in_user(client), await signed_in_user(client)
+    account = await open_account(client, owner)
+    url = f"/api/v1/accounts/{account['id']}"
+    await warm(client, owner, url)  # the owner's read cached the account
+    await warm(client, stranger, ME)  # and the stranger's principal is cached
+    used = app.state.cache.prefetch_used
+    with redis_round_trips(app) as trips:
+        response = await client.get(url, headers=stranger.headers)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert trips == [["EVALSHA"]]
+    assert app.state.cache.prefetch_used == used + 2  # read ahead, and refused all the same
+
+
+async def test_a_posting_is_seen_by_the_next_account_read_ahead(
+    app: FastAPI, client: AsyncClient, admin: SignedIn
+) -> None:
+    user = await signed_in_user(client)
+    account = await open_account(client, user)
+    url = f"/api/v1/accounts/{account['id']}"
+    await warm(client, user, url)
+    credited = await client.post(
+        f"/api/v1/admin/accounts/{account['id']}/adjustments",
+        json={"amount": 250, "reason": "read-ahead check"},
+        headers={**admin.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert credited.status_code == 201, credited.text
+    read = await client.get(url, headers=user.headers)
+    assert read.json()["balance"] == 250  # the new generation was read ahead: never stale
 
 
 async def test_an_invalid_token_reads_nothing_ahead_and_is_refused_as_before(
