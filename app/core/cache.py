@@ -75,6 +75,15 @@ local function read_entries(first, first_arg, reply)
 end
 """
 _GET_SCRIPT = READ_ENTRIES_LUA + "return read_entries(1, 1, {})"
+# KEYS: generation keys to move on; ARGV[1]: their TTL in seconds. One call, not a pipeline of
+# INCR and EXPIRE per scope: redis-py spends nearly twice the CPU on a pipeline (issue 14).
+_BUMP_SCRIPT = """
+for i = 1, #KEYS do
+    redis.call('INCR', KEYS[i])
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+end
+return #KEYS
+"""
 
 Entry = tuple[str, str]  # (scope, name)
 # Entries read ahead for the running request: entry -> (generation, stored value or None).
@@ -126,6 +135,7 @@ class Cache:
         self._breaker = breaker or RedisBreaker(open_seconds=0)
         self._ttl = ttl_seconds
         self._get = redis.register_script(_GET_SCRIPT)
+        self._bump = redis.register_script(_BUMP_SCRIPT)
         self._in_flight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         # Scopes with an invalidation that Redis has not applied yet: read from the database.
         self._held: set[str] = set()
@@ -239,11 +249,9 @@ class Cache:
         if not force and not self._breaker.available():
             return False
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for scope in scopes:
-                    pipe.incr(self._generation_key(scope))
-                    pipe.expire(self._generation_key(scope), self._ttl * 10)
-                await pipe.execute()
+            await self._bump(
+                keys=[self._generation_key(scope) for scope in scopes], args=[self._ttl * 10]
+            )
         except (RedisError, OSError, TimeoutError) as error:
             self._failed("invalidate", error)
             return False

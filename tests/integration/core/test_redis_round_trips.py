@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.core.cache import take_stale
 from app.core.config import get_settings
 from app.users import service as users_service
-from tests.factories import SignedIn, open_account, signed_in_user
+from tests.factories import (
+    SignedIn,
+    adjust,
+    idempotency_headers,
+    open_account,
+    payment_body,
+    signed_in_user,
+)
 from tests.integration.conftest import http_client, started_app
 
 ME = "/api/v1/users/me"
@@ -122,6 +129,22 @@ async def test_a_posting_is_seen_by_the_next_account_read_ahead(
     assert credited.status_code == 201, credited.text
     read = await client.get(url, headers=user.headers)
     assert read.json()["balance"] == 250  # the new generation was read ahead: never stale
+
+
+async def test_a_payment_makes_two(app: FastAPI, client: AsyncClient, admin: SignedIn) -> None:
+    user = await signed_in_user(client)
+    source, destination = await open_account(client, user), await open_account(client, user)
+    await adjust(client, admin, source["id"], 1_000)
+    await warm(client, user, ME)
+    with redis_round_trips(app) as trips:
+        paid = await client.post(
+            "/api/v1/payments",
+            json=payment_body(source["id"], destination["id"], 100),
+            headers=idempotency_headers(user),
+        )
+    assert paid.status_code == 201, paid.text
+    # The rate limit with the principal; then one script moves both accounts' generations.
+    assert trips == [["EVALSHA"], ["EVALSHA"]]
 
 
 async def test_an_invalid_token_reads_nothing_ahead_and_is_refused_as_before(
