@@ -3,9 +3,10 @@
 - The same key with the same request, completed: replay the stored status and body.
 - The same key with a different request: 422 `idempotency_key_reused`.
 - The same key while the first request still runs: 409 `idempotency_key_in_progress`.
-- Business outcomes are stored in the same transaction as the effect: a success, a returned
-  `Refusal` (its record kept, e.g. a failed payment) or a raised AppError (nothing kept, e.g.
-  `not_found`). Anything else (a crash, a failed commit) stores nothing, so the client may
+- Business outcomes are stored in the same transaction as the effect: a success, or a returned
+  `Refusal` (its record kept, e.g. a failed payment). A raised AppError (e.g. `not_found`) is
+  stored too, but none of the operation's writes: it is recorded after a rollback, under the
+  key's lock again. Anything else (a crash, a failed commit) stores nothing, so the client may
   retry. PostgreSQL decides, so this holds across every API process.
 """
 
@@ -37,34 +38,23 @@ async def run_once(
     success_status: int,
 ) -> IdempotentOutcome:
     """Execute `operation` unless this key already has an outcome; store the outcome."""
-    lock_name = f"idempotency:{request.user_id}:{request.endpoint}:{request.key}"
-    if not await repository.try_lock(session, lock_name):
-        raise IdempotencyKeyInProgressError
     now = datetime.now(UTC)
-    stored = await repository.get(session, request.user_id, request.endpoint, request.key)
-    if stored is not None and stored.expires_at <= now:
-        await repository.remove(session, stored.id)
-        stored = None
+    stored = await _lock_and_look_up(session, request=request, now=now)
     if stored is not None:
-        if stored.fingerprint != request.fingerprint:
-            raise IdempotencyKeyReusedError
-        logger.info("idempotent_replay", endpoint=request.endpoint)
-        IDEMPOTENT_REPLAYS.labels(endpoint=request.endpoint).inc()
-        return IdempotentOutcome(
-            status_code=stored.response_status, body=stored.response_body, replayed=True
-        )
-
-    # A savepoint, so a raised error's partial writes are undone while the outcome itself is
-    # still stored and committed.
-    savepoint = await session.begin_nested()
+        return _replay(stored, request=request)
     try:
         result = await operation()
     except AppError as error:
-        await savepoint.rollback()
+        # A raised refusal keeps none of the operation's writes, yet is stored. The whole
+        # transaction is rolled back (it held nothing else) and the refusal is recorded in a
+        # new one under the key's lock again: the path every success takes needs no savepoint.
+        await session.rollback()
+        stored = await _lock_and_look_up(session, request=request, now=now)
+        if stored is not None:  # another request completed the key in between
+            return _replay(stored, request=request)
         status_code = error.status_code
         body = _render(app_error_body(error, request_id=request.request_id))
     else:
-        await savepoint.commit()
         if isinstance(result, Refusal):
             status_code = result.error.status_code
             body = _render(app_error_body(result.error, request_id=request.request_id))
@@ -82,6 +72,31 @@ async def run_once(
         expires_at=now + timedelta(seconds=get_settings().IDEMPOTENCY_KEY_TTL_SECONDS),
     )
     return IdempotentOutcome(status_code=status_code, body=body, replayed=False)
+
+
+async def _lock_and_look_up(
+    session: AsyncSession, *, request: IdempotentRequest, now: datetime
+) -> repository.StoredOutcome | None:
+    """Hold the key's lock for this transaction (409 if another request holds it); its outcome."""
+    lock_name = f"idempotency:{request.user_id}:{request.endpoint}:{request.key}"
+    if not await repository.try_lock(session, lock_name):
+        raise IdempotencyKeyInProgressError
+    stored = await repository.get(session, request.user_id, request.endpoint, request.key)
+    if stored is not None and stored.expires_at <= now:
+        await repository.remove(session, stored.id)
+        return None
+    return stored
+
+
+def _replay(stored: repository.StoredOutcome, *, request: IdempotentRequest) -> IdempotentOutcome:
+    """The stored answer, if this is the same request; 422 for another under the same key."""
+    if stored.fingerprint != request.fingerprint:
+        raise IdempotencyKeyReusedError
+    logger.info("idempotent_replay", endpoint=request.endpoint)
+    IDEMPOTENT_REPLAYS.labels(endpoint=request.endpoint).inc()
+    return IdempotentOutcome(
+        status_code=stored.response_status, body=stored.response_body, replayed=True
+    )
 
 
 def _render(body: dict[str, object]) -> bytes:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -83,6 +84,33 @@ async def test_fifty_identical_requests_make_exactly_one_payment(
         )
     assert stored == 1
     assert await balances(live_http, payer, [source]) == [10_000 - 1_234]
+
+
+async def test_fifty_identical_refused_requests_store_one_refusal(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A raised refusal is recorded after a rollback, under the lock again: still only once."""
+    payer = await signed_in_user(live_http)
+    source = await open_account(live_http, payer)
+    headers = idempotency_headers(payer)
+    body = payment_body(source["id"], uuid.uuid4(), 1_234)  # no such destination: 404
+
+    responses = await asyncio.gather(
+        *(live_http.post(PAYMENTS, json=body, headers=headers) for _ in range(50))
+    )
+
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {404, 409}, statuses
+    refusals = [r for r in responses if r.status_code == 404]
+    assert sum(r.headers.get("idempotent-replayed") != "true" for r in refusals) == 1
+    assert len({r.content for r in refusals}) == 1  # every replay is the first answer's bytes
+    async with sessions() as session:
+        stored = await session.scalar(
+            select(func.count())
+            .select_from(IdempotencyKey)
+            .where(IdempotencyKey.key == headers["Idempotency-Key"])
+        )
+    assert stored == 1
 
 
 async def test_a_bank_run_of_random_transfers_creates_and_loses_nothing(
