@@ -20,6 +20,7 @@ ADR 0015).
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import socket
 import sys
@@ -50,6 +51,15 @@ class DrainingServer(uvicorn.Server):
         """Remember the loop, so a signal handler can schedule the end of the drain."""
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start (the app's lifespan, then the sockets), then freeze what start-up made."""
+        await super().startup(sockets)
+        # Modules, routes, schemas and pools live as long as the process: frozen, the cyclic
+        # garbage collector stops re-scanning them (~160,000 objects) in every full
+        # collection, which took a few per cent of a busy process's CPU (issue 14).
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: drain, then shut down. Later signals: shut down now (or force)."""
