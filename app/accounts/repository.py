@@ -62,18 +62,6 @@ async def list_user_accounts(
     return (await session.execute(query)).scalars().all()
 
 
-async def currencies_of(
-    session: AsyncSession, account_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    """Account id -> currency for the given ids, in one query."""
-    if not account_ids:
-        return {}
-    result = await session.execute(
-        select(Account.id, Account.currency).where(Account.id.in_(account_ids))
-    )
-    return {row.id: row.currency for row in result.all()}
-
-
 async def system_account_id(session: AsyncSession, currency: str) -> uuid.UUID:
     """The system account of a currency, created on first use (race-free upsert)."""
     await session.execute(

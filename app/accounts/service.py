@@ -171,7 +171,8 @@ async def currencies_of(
     session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
     """The currency of each account, in one query."""
-    return await repository.currencies_of(session, account_ids)
+    refs = await get_account_refs(session, account_ids=account_ids) if account_ids else {}
+    return {account_id: ref.currency for account_id, ref in refs.items()}
 
 
 async def system_account_id(session: AsyncSession, *, currency: str) -> uuid.UUID:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, insert, or_, select, tuple_
+from sqlalchemy import Row, Select, bindparam, insert, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.pagination import KeysetPosition
@@ -17,6 +17,19 @@ from app.payments.schemas import PaymentFilters
 # Built once, executed with plain values: the hot path needs no ORM unit of work (no identity
 # map, no flush plan) for a row it never reads back.
 _INSERT = insert(Payment).returning(Payment.id, Payment.created_at)
+# What a payment is read as: plain rows of these columns, not ORM instances (a page of 21 rows
+# spent more CPU building instances and their identity map than running its query).
+_READ = (
+    Payment.id,
+    Payment.status,
+    Payment.amount,
+    Payment.source_account_id,
+    Payment.destination_account_id,
+    Payment.description,
+    Payment.failure_code,
+    Payment.created_at,
+)
+PaymentRow = Row[uuid.UUID, str, int, uuid.UUID, uuid.UUID, str, str | None, datetime]
 
 
 async def insert_payment(
@@ -54,24 +67,24 @@ async def insert_payment(
 
 async def get_owned(
     session: AsyncSession, owner_id: uuid.UUID, payment_id: uuid.UUID
-) -> Payment | None:
+) -> PaymentRow | None:
     """The payment, if this user made it."""
     result = await session.execute(
-        select(Payment).where(Payment.id == payment_id, Payment.owner_id == owner_id)
+        select(*_READ).where(Payment.id == payment_id, Payment.owner_id == owner_id)
     )
-    return result.scalar_one_or_none()
+    return result.one_or_none()
 
 
 @functools.cache
 def _list_query(
     *, status: bool, account: bool, created_after: bool, created_before: bool, keyset: bool
-) -> Select[Payment]:
+) -> Select[uuid.UUID, str, int, uuid.UUID, uuid.UUID, str, str | None, datetime]:
     """The list query for one combination of filters, built once (32 shapes at most).
 
     Building a statement is a good part of a list request's CPU; its values are bound at
     execution instead, so each shape is constructed (and compiled) once per process.
     """
-    query = select(Payment).where(Payment.owner_id == bindparam("owner_id"))
+    query = select(*_READ).where(Payment.owner_id == bindparam("owner_id"))
     if status:
         query = query.where(Payment.status == bindparam("status"))
     if account:
@@ -100,7 +113,7 @@ async def list_owned(
     filters: PaymentFilters,
     after: KeysetPosition | None,
     limit: int,
-) -> Sequence[Payment]:
+) -> Sequence[PaymentRow]:
     """A user's payments, newest first, `limit + 1` rows, filtered; one query."""
     query = _list_query(
         status=filters.status is not None,
@@ -119,4 +132,4 @@ async def list_owned(
     }
     if after is not None:
         values.update(after_created_at=after.created_at, after_id=after.id)
-    return (await session.execute(query, values)).scalars().all()
+    return (await session.execute(query, values)).all()

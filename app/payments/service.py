@@ -15,7 +15,8 @@ from app.core.metrics import PAYMENTS, count_after_commit
 from app.core.pagination import KeysetPosition, PageParams, build_page
 from app.payments import repository
 from app.payments.errors import SameAccountError
-from app.payments.models import STATUS_FAILED, STATUS_SUCCEEDED, Payment
+from app.payments.models import STATUS_FAILED, STATUS_SUCCEEDED
+from app.payments.repository import PaymentRow
 from app.payments.schemas import PaymentCreate, PaymentFilters, PaymentList, PaymentRead
 
 logger = get_logger(__name__)
@@ -117,10 +118,10 @@ async def list_payments(
     )
 
 
-def _read(payment: Payment, currency: str) -> PaymentRead:
+def _read(payment: PaymentRow, currency: str) -> PaymentRead:
     return PaymentRead(
         id=payment.id,
-        status=payment.status,  # type: ignore[arg-type]
+        status=payment.status,
         amount=payment.amount,
         currency=currency,
         source_account_id=payment.source_account_id,
