@@ -46,3 +46,27 @@ def test_every_local_link_resolves(document: Path) -> None:
 def test_the_documents_have_links_to_check() -> None:
     assert len(DOCUMENTS) > 5
     assert len(_links(ROOT / "README.md")) > 50
+
+
+# A repository path written as code (`app/ledger/`, `tests/*/auth/`) outside a link: what the
+# documents say lives where. ADRs are records of their day and may name what has moved since.
+CODE_PATH = re.compile(r"`((?:app|tests|bench|tools|docker|deploy|migrations)/[\w./*<>-]*)`")
+LIVING = [d for d in DOCUMENTS if "adr" not in d.parts]
+
+
+def _code_paths(markdown: Path) -> list[str]:
+    return CODE_PATH.findall(FENCE.sub("", markdown.read_text()))
+
+
+@pytest.mark.parametrize("document", LIVING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_path_named_in_the_text_exists(document: Path) -> None:
+    missing = []
+    for named in _code_paths(document):
+        pattern = re.sub(r"<[^>]*>", "*", named.split("::")[0]).rstrip("/")
+        if not any(ROOT.glob(pattern)):
+            missing.append(named)
+    assert not missing, missing
+
+
+def test_the_documents_name_paths_to_check() -> None:
+    assert len(_code_paths(ROOT / "docs" / "requirements.md")) > 10
