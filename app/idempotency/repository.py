@@ -10,22 +10,16 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy import bindparam, delete, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.idempotency.models import IdempotencyKey
 
-_TRY_LOCK = select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("name"), 0)))
-_GET = select(
-    IdempotencyKey.id,
-    IdempotencyKey.fingerprint,
-    IdempotencyKey.response_status,
-    IdempotencyKey.response_body,
-    IdempotencyKey.expires_at,
-).where(
-    IdempotencyKey.user_id == bindparam("user_id"),
-    IdempotencyKey.endpoint == bindparam("endpoint"),
-    IdempotencyKey.key == bindparam("idempotency_key"),
+# The database's `idempotency_claim` (migration 7c3d2e9f1a54): the key's advisory lock and,
+# once it is held, the stored outcome read in a fresh snapshot; one round trip.
+_CLAIM = text(
+    "SELECT locked, record_id, fingerprint, response_status, response_body, expires_at"
+    " FROM idempotency_claim(:lock_name, :user_id, :endpoint, :idempotency_key)"
 )
 _DELETE = delete(IdempotencyKey).where(IdempotencyKey.id == bindparam("record_id"))
 _INSERT = insert(IdempotencyKey)
@@ -42,28 +36,45 @@ class StoredOutcome:
     expires_at: datetime
 
 
-async def try_lock(session: AsyncSession, lock_name: str) -> bool:
-    """Take a transaction-scoped advisory lock on `lock_name` without waiting.
+@dataclass(frozen=True)
+class Claim:
+    """Whether this transaction now holds the key's lock, and the key's stored outcome."""
 
-    PostgreSQL releases it at commit or rollback — or when the connection dies — so an
-    interrupted request never leaves its key locked.
+    held: bool
+    stored: StoredOutcome | None
+
+
+async def claim(
+    session: AsyncSession, *, lock_name: str, user_id: uuid.UUID, endpoint: str, key: str
+) -> Claim:
+    """Take the key's transaction-scoped lock without waiting; then its stored outcome, if any.
+
+    Not held when another transaction holds the lock (nothing is read then). PostgreSQL
+    releases the lock at commit or rollback — or when the connection dies — so an interrupted
+    request never leaves its key locked. The outcome is read after the lock is granted, in a
+    snapshot of its own, so it sees the outcome of a request that held the lock before.
     """
-    return bool(await session.scalar(_TRY_LOCK, {"name": lock_name}))
-
-
-async def get(
-    session: AsyncSession, user_id: uuid.UUID, endpoint: str, key: str
-) -> StoredOutcome | None:
-    """The stored outcome for this key, if any.
-
-    A statement of its own, after the lock: READ COMMITTED gives it a snapshot taken once the
-    lock is held, so it sees the outcome of a request that held the lock before.
-    """
-    result = await session.execute(
-        _GET, {"user_id": user_id, "endpoint": endpoint, "idempotency_key": key}
+    row = (
+        await session.execute(
+            _CLAIM,
+            {
+                "lock_name": lock_name,
+                "user_id": user_id,
+                "endpoint": endpoint,
+                "idempotency_key": key,
+            },
+        )
+    ).one()
+    if not row.locked or row.record_id is None:
+        return Claim(held=bool(row.locked), stored=None)
+    stored = StoredOutcome(
+        id=row.record_id,
+        fingerprint=row.fingerprint,
+        response_status=row.response_status,
+        response_body=row.response_body,
+        expires_at=row.expires_at,
     )
-    row = result.one_or_none()
-    return None if row is None else StoredOutcome(*row)
+    return Claim(held=True, stored=stored)
 
 
 async def add(

@@ -78,10 +78,16 @@ async def _lock_and_look_up(
     session: AsyncSession, *, request: IdempotentRequest, now: datetime
 ) -> repository.StoredOutcome | None:
     """Hold the key's lock for this transaction (409 if another request holds it); its outcome."""
-    lock_name = f"idempotency:{request.user_id}:{request.endpoint}:{request.key}"
-    if not await repository.try_lock(session, lock_name):
+    claim = await repository.claim(
+        session,
+        lock_name=f"idempotency:{request.user_id}:{request.endpoint}:{request.key}",
+        user_id=request.user_id,
+        endpoint=request.endpoint,
+        key=request.key,
+    )
+    if not claim.held:
         raise IdempotencyKeyInProgressError
-    stored = await repository.get(session, request.user_id, request.endpoint, request.key)
+    stored = claim.stored
     if stored is not None and stored.expires_at <= now:
         await repository.remove(session, stored.id)
         return None
