@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 from httpx import AsyncClient
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.dependencies import SessionDep
@@ -17,18 +18,27 @@ from tests.integration.conftest import http_client, started_app
 
 events: list[str] = []
 probe = APIRouter(prefix="/probe")
+# A table of the test's own (created and dropped by `probe_app`): a write the test can look for.
+CREATE = text("CREATE TABLE session_probe_writes (marker text PRIMARY KEY)")
+DROP = text("DROP TABLE session_probe_writes")
+INSERT = text("INSERT INTO session_probe_writes (marker) VALUES (:marker)")
+COUNT = text("SELECT count(*) FROM session_probe_writes WHERE marker = :marker")
+
+
+async def _write(session: AsyncSession, marker: str) -> None:
+    await session.execute(INSERT, {"marker": marker})
 
 
 @probe.post("/write", status_code=201)
-async def write(session: SessionDep) -> dict[str, int]:
-    value = await session.scalar(text("SELECT 1"))
+async def write(session: SessionDep, marker: str) -> dict[str, str]:
+    await _write(session, marker)
     events.append("endpoint returned")
-    return {"value": int(value or 0)}
+    return {"written": marker}
 
 
 @probe.post("/fail-after-write", status_code=201)
-async def fail_after_write(session: SessionDep) -> None:
-    await session.execute(text("SELECT 1"))
+async def fail_after_write(session: SessionDep, marker: str) -> None:
+    await _write(session, marker)
     raise RuntimeError("boom after a write")
 
 
@@ -40,8 +50,8 @@ class OutcomeError(AppError):
 
 
 @probe.post("/fail-with-app-error")
-async def fail_with_app_error(session: SessionDep) -> None:
-    await session.execute(text("SELECT 1"))
+async def fail_with_app_error(session: SessionDep, marker: str) -> None:
+    await _write(session, marker)
     raise OutcomeError("refused")
 
 
@@ -63,7 +73,19 @@ class RecordResponseStart:
 @pytest.fixture(scope="module")
 async def probe_app(migrated_database: str) -> AsyncIterator[FastAPI]:
     async with started_app(probe) as app:
-        yield app
+        async with app.state.engine.begin() as connection:
+            await connection.execute(CREATE)
+        try:
+            yield app
+        finally:
+            async with app.state.engine.begin() as connection:
+                await connection.execute(DROP)
+
+
+async def kept(app: FastAPI, marker: str) -> bool:
+    """Whether the probe's write with this marker was committed."""
+    async with app.state.engine.connect() as connection:
+        return bool(await connection.scalar(COUNT, {"marker": marker}))
 
 
 @pytest.fixture
@@ -90,37 +112,47 @@ def on_commit(probe_app: FastAPI) -> Iterator[list[Callable[[], None]]]:
 
 
 @pytest.mark.usefixtures("on_commit")
-async def test_commit_happens_before_the_response_is_sent(http: AsyncClient) -> None:
-    response = await http.post("/probe/write")
+async def test_commit_happens_before_the_response_is_sent(
+    http: AsyncClient, probe_app: FastAPI
+) -> None:
+    response = await http.post("/probe/write", params={"marker": "committed"})
     assert response.status_code == 201
     assert events == ["endpoint returned", "commit", "response started 201"]
+    assert await kept(probe_app, "committed")
 
 
 async def test_a_failing_commit_answers_500_not_201(
-    http: AsyncClient, on_commit: list[Callable[[], None]]
+    http: AsyncClient, on_commit: list[Callable[[], None]], probe_app: FastAPI
 ) -> None:
     def fail() -> None:
         raise OperationalError("COMMIT", {}, Exception("connection lost during commit"))
 
     on_commit.append(fail)
-    response = await http.post("/probe/write")
+    response = await http.post("/probe/write", params={"marker": "commit-failed"})
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error"
     assert "COMMIT" not in response.text
     assert events == ["endpoint returned", "commit", "response started 500"]
+    assert not await kept(probe_app, "commit-failed")
 
 
 @pytest.mark.usefixtures("on_commit")
-async def test_a_raised_business_error_rolls_back_too(http: AsyncClient) -> None:
+async def test_a_raised_business_error_rolls_back_too(
+    http: AsyncClient, probe_app: FastAPI
+) -> None:
     # Plain commit-or-rollback: no error commits (outcomes that must be kept are values).
-    response = await http.post("/probe/fail-with-app-error")
+    response = await http.post("/probe/fail-with-app-error", params={"marker": "refused"})
     assert response.status_code == 409
     assert response.json()["error"] == "probe_outcome"
     assert events == ["response started 409"]
+    assert not await kept(probe_app, "refused")
 
 
 @pytest.mark.usefixtures("on_commit")
-async def test_an_endpoint_error_rolls_back_and_never_commits(http: AsyncClient) -> None:
-    response = await http.post("/probe/fail-after-write")
+async def test_an_endpoint_error_rolls_back_and_never_commits(
+    http: AsyncClient, probe_app: FastAPI
+) -> None:
+    response = await http.post("/probe/fail-after-write", params={"marker": "crashed"})
     assert response.status_code == 500
     assert events == ["response started 500"]
+    assert not await kept(probe_app, "crashed")
