@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from httpx import AsyncClient, Response
+from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,7 @@ from app.auth.models import RefreshToken
 from app.core.config import get_settings
 from app.core.security import create_access_token, hash_refresh_token
 from app.users.models import User
+from tests.assertions import problem
 from tests.conftest import LogReader
 from tests.factories import DEFAULT_PASSWORD, login, register, signed_in_user, unique_email
 
@@ -23,14 +24,6 @@ REFRESH = "/api/v1/auth/refresh"
 LOGOUT = "/api/v1/auth/logout"
 ME = "/api/v1/users/me"
 PASSWORD = "/api/v1/users/me/password"
-
-
-def problem(response: Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["error"] == code
-    return body
 
 
 # --- registration -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from app.core.cache import NAMESPACE, Cache, mark_stale
 from app.core.config import get_settings
 from app.core.dependencies import SessionDep
 from app.core.redis import RedisBreaker
+from tests.assertions import recorded_statements
 from tests.conftest import TEST_REDIS_URL
 from tests.factories import (
     SignedIn,
@@ -177,17 +178,8 @@ async def test_a_commit_in_doubt_is_invalidated_too(redis: Redis, migrated_datab
 
 @pytest.fixture
 def account_queries(app: FastAPI) -> Iterator[list[str]]:
-    queries: list[str] = []
-
-    def record(*args: object) -> None:
-        statement = str(args[2])
-        if "FROM accounts" in statement:
-            queries.append(statement)
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield queries
-    event.remove(engine, "before_cursor_execute", record)
+    with recorded_statements(app.state.engine, containing="FROM accounts") as queries:
+        yield queries
 
 
 async def test_the_second_read_comes_from_the_cache(

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import APIRouter, FastAPI
-from httpx import AsyncClient, Response
+from httpx import AsyncClient
 from pydantic import BaseModel, Field
 
 from app.core.errors import FieldError, NotFoundError, RateLimitedError, ValidationFailedError
+from tests.assertions import problem
 from tests.conftest import LogReader
 from tests.integration.conftest import http_client, started_app
 
@@ -63,34 +64,20 @@ async def http(probe_app: FastAPI) -> AsyncIterator[AsyncClient]:
         yield client
 
 
-def assert_problem(response: Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["error"] == code
-    assert body["status"] == status
-    assert body["type"] == f"urn:fastapi-ledger:error:{code}"
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
-
-
 async def test_unknown_route_is_404_not_found(http: AsyncClient) -> None:
-    assert_problem(await http.get("/api/v1/nothing-here"), 404, "not_found")
+    problem(await http.get("/api/v1/nothing-here"), 404, "not_found")
 
 
 async def test_wrong_method_is_405_with_allow_header(http: AsyncClient) -> None:
     response = await http.delete("/probe/items")
-    assert_problem(response, 405, "method_not_allowed")
+    problem(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
 
 
 async def test_allow_lists_every_method_of_the_path(http: AsyncClient) -> None:
     # GET and POST /api/v1/accounts are two routes; the 405 must name both (schemathesis).
     response = await http.request("OPTIONS", "/api/v1/accounts")
-    assert_problem(response, 405, "method_not_allowed")
+    problem(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "GET, HEAD, POST"
 
 
@@ -98,7 +85,7 @@ async def test_an_undecodable_body_is_422_like_any_bad_body(http: AsyncClient) -
     response = await http.post(
         "/probe/items", content=b"\xa5R\xb9", headers={"content-type": "application/json"}
     )
-    body = assert_problem(response, 422, "validation_error")
+    body = problem(response, 422, "validation_error")
     assert body["fields"] == [
         {"field": "body", "message": "Unreadable body.", "type": "body_unparsable"}
     ]
@@ -106,7 +93,7 @@ async def test_an_undecodable_body_is_422_like_any_bad_body(http: AsyncClient) -
 
 async def test_schema_validation_is_422_with_fields(http: AsyncClient) -> None:
     response = await http.post("/probe/items", json={"name": "", "amount": -5})
-    body = assert_problem(response, 422, "validation_error")
+    body = problem(response, 422, "validation_error")
     assert body["fields"] == [
         {
             "field": "body.name",
@@ -123,7 +110,7 @@ async def test_schema_validation_is_422_with_fields(http: AsyncClient) -> None:
 
 async def test_validation_error_never_echoes_the_input(http: AsyncClient) -> None:
     response = await http.post("/probe/items", json={"name": "x" * 50, "amount": "4111 1111"})
-    assert_problem(response, 422, "validation_error")
+    problem(response, 422, "validation_error")
     assert "4111" not in response.text
     assert "xxxxxxxxxxx" not in response.text
 
@@ -144,16 +131,16 @@ async def test_malformed_bodies_are_422_never_500(
     response = await http.post(
         "/probe/items", content=content, headers={"content-type": content_type}
     )
-    assert_problem(response, 422, "validation_error")
+    problem(response, 422, "validation_error")
 
 
 async def test_app_error_renders_its_code_and_status(http: AsyncClient) -> None:
-    body = assert_problem(await http.get("/probe/missing"), 404, "not_found")
+    body = problem(await http.get("/probe/missing"), 404, "not_found")
     assert body["detail"] == "The requested resource was not found."
 
 
 async def test_domain_validation_error_carries_fields(http: AsyncClient) -> None:
-    body = assert_problem(await http.get("/probe/rule"), 422, "validation_error")
+    body = problem(await http.get("/probe/rule"), 422, "validation_error")
     assert body["fields"] == [{"field": "body.amount", "message": "too big", "type": "x"}]
 
 
@@ -161,7 +148,7 @@ async def test_unhandled_exception_is_a_bare_500_and_is_logged_once(
     http: AsyncClient, log_lines: LogReader
 ) -> None:
     response = await http.get("/probe/boom")
-    body = assert_problem(response, 500, "internal_error")
+    body = problem(response, 500, "internal_error")
     assert set(body) == {"type", "title", "status", "error", "detail", "request_id"}
     for leak in ("hunter2", "SELECT", "RuntimeError", "Traceback", "boom"):
         assert leak not in response.text
@@ -179,7 +166,7 @@ async def test_unhandled_exception_is_a_bare_500_and_is_logged_once(
 
 async def test_rate_limited_is_429_with_its_headers(http: AsyncClient) -> None:
     response = await http.get("/probe/limited")
-    assert_problem(response, 429, "rate_limited")
+    problem(response, 429, "rate_limited")
     assert response.headers["retry-after"] == "7"
     assert response.headers["x-ratelimit-limit"] == "100"
 

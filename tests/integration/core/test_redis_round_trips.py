@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.cache import take_stale
 from app.core.config import get_settings
 from app.users import service as users_service
+from tests.assertions import recorded_statements
 from tests.factories import (
     SignedIn,
     adjust,
@@ -219,24 +219,16 @@ async def test_a_refused_request_is_refused_before_auth_and_reads_nothing(
     small_limit_app: FastAPI,
 ) -> None:
     app = small_limit_app
-    users_queries: list[str] = []
-
-    def record(*args: object) -> None:
-        if "FROM users" in str(args[2]):
-            users_queries.append(str(args[2]))
-
     async with http_client(app) as http:
         user = await signed_in_user(http)  # register and login: 2 of the 4
         await warm(http, user, ME)  # 4 of 4
         cache = app.state.cache
         counters = (cache.hits, cache.misses, cache.bypasses, cache.prefetch_used)
-        engine = app.state.engine.sync_engine
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            with redis_round_trips(app) as trips:
-                refused = await http.get(ME, headers=user.headers)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
+        with (
+            recorded_statements(app.state.engine, containing="FROM users") as users_queries,
+            redis_round_trips(app) as trips,
+        ):
+            refused = await http.get(ME, headers=user.headers)
     assert refused.status_code == 429
     assert refused.json()["error"] == "rate_limited"
     assert refused.headers["x-ratelimit-remaining"] == "0"

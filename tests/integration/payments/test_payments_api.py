@@ -9,12 +9,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.accounts.models import LedgerEntry
 from app.idempotency.models import IdempotencyKey
 from app.payments.models import Payment
+from tests.assertions import recorded_statements
 from tests.factories import (
     SignedIn,
     adjust,
@@ -259,22 +260,9 @@ async def test_another_users_payment_is_404(client: AsyncClient, admin: SignedIn
 
 @pytest.fixture
 def count_statements(app: FastAPI, db_connection: AsyncConnection) -> Iterator[list[str]]:
-    """The statements the test's requests run: on the test's own connection only.
-
-    The engine's other users (the cache re-drive reads its table every second) would otherwise
-    land in the count at random.
-    """
-    statements: list[str] = []
-    requests_connection = db_connection.sync_connection
-
-    def record(*args: object) -> None:
-        if args[0] is requests_connection:
-            statements.append(str(args[2]))
-
-    engine = app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(engine, "before_cursor_execute", record)
+    """The statements the test's requests run: on the test's own connection only."""
+    with recorded_statements(app.state.engine, on=db_connection) as statements:
+        yield statements
 
 
 async def test_listing_payments_costs_the_same_queries_for_1_or_20_rows(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from httpx import AsyncClient, Response
+from httpx import AsyncClient
 
+from tests.assertions import problem
 from tests.factories import SignedIn, signed_in_user
 
 LOGIN = "/api/v1/auth/login"
@@ -16,14 +17,6 @@ ME = "/api/v1/users/me"
 
 def url(user_id: object) -> str:
     return f"/api/v1/admin/users/{user_id}"
-
-
-def problem(response: Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, object] = response.json()
-    assert body["error"] == code
-    return body
 
 
 async def test_deactivation_ends_every_session_at_once(
