@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, status
-from pydantic.json_schema import SkipJsonSchema
+from fastapi import APIRouter, status
 
 from app.accounts import service as accounts_service
+from app.accounts.dependencies import SummaryPeriodDep
 from app.accounts.schemas import (
     AccountCreate,
     AccountList,
     AccountRead,
     AccountSummary,
     EntryList,
-    SummaryPeriod,
 )
 from app.auth.dependencies import CurrentUser
 from app.core.dependencies import CacheDep, PageParamsDep, SessionDep
-from app.core.errors import FieldError, ValidationFailedError
 from app.core.openapi import error_responses
-from app.core.types import Rfc3339
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -63,30 +59,14 @@ async def read_account_summary(
     user: CurrentUser,
     session: SessionDep,
     cache: CacheDep,
-    start: Annotated[
-        Rfc3339 | SkipJsonSchema[None],
-        Query(alias="from", description="Period start, inclusive (RFC 3339)."),
-    ] = None,
-    end: Annotated[
-        Rfc3339 | SkipJsonSchema[None],
-        Query(alias="to", description="Period end, exclusive (RFC 3339)."),
-    ] = None,
+    period: SummaryPeriodDep,
 ) -> AccountSummary:
     """Totals in and out, and the number of entries, over a period (open-ended if omitted).
 
     An aggregate over the statement, cached until the account's next posting.
     """
-    if start is not None and end is not None and start >= end:
-        raise ValidationFailedError(
-            "The period is empty.",
-            fields=[FieldError(field="query.to", message="must be after `from`", type="period")],
-        )
     return await accounts_service.get_summary(
-        session,
-        user_id=user.id,
-        account_id=account_id,
-        period=SummaryPeriod(start=start, end=end),
-        cache=cache,
+        session, user_id=user.id, account_id=account_id, period=period, cache=cache
     )
 
 
