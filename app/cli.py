@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -35,12 +35,11 @@ import httpx
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import backup as backups
+from app import seed as seed_steps
 from app.accounts import service as accounts_service
-from app.adjustments import service as adjustments_service
-from app.auth import service as auth_service
 from app.core.config import DEV_DEMO_PASSWORD, Environment, Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
@@ -49,14 +48,6 @@ from app.deposits.signature import HEADER, sign
 from app.local_services import announce, start_missing
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# Each step is idempotent and says what it did. Order matters: the admin first.
-SeedStep = Callable[[AsyncSession, PasswordHasher], Awaitable[str]]
-SEED_STEPS: list[SeedStep] = [
-    lambda session, hasher: auth_service.seed_admin(session, hasher=hasher),
-    lambda session, hasher: auth_service.seed_demo_user(session, hasher=hasher),
-    lambda session, _: adjustments_service.seed_demo_funding(session),
-]
 
 
 async def create_database(settings: Settings) -> bool:
@@ -88,7 +79,7 @@ async def seed(settings: Settings) -> list[str]:
         # What the seed changes (a promoted admin) must not be read stale: the commit records
         # the cache scopes it touched, and every API process applies them (ADR 0016).
         async with create_session_factory(engine)() as session, session.begin():
-            return [await step(session, hasher) for step in SEED_STEPS]
+            return [await step(session, settings, hasher) for step in seed_steps.STEPS]
     finally:
         hasher.close()
         await engine.dispose()
@@ -329,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "seed":
         for line in asyncio.run(seed(settings)):
             print(line)
-        print(f"seed complete ({len(SEED_STEPS)} steps)")
+        print(f"seed complete ({len(seed_steps.STEPS)} steps)")
         return 0
     if args.command == "ledger":
         breaches = asyncio.run(verify_ledger(settings))

@@ -22,10 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, TimestampMixin
-
-KIND_USER = "user"
-KIND_SYSTEM = "system"
+from app.accounts.schemas import AccountKind, LedgerKind
+from app.core.db import Base, TimestampMixin, one_of
 
 
 class Account(TimestampMixin, Base):
@@ -34,20 +32,20 @@ class Account(TimestampMixin, Base):
     __tablename__ = "accounts"
     __table_args__ = (
         CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso_4217"),
-        CheckConstraint(f"kind IN ('{KIND_USER}', '{KIND_SYSTEM}')", name="kind_valid"),
+        CheckConstraint(one_of("kind", AccountKind), name="kind_valid"),
         # User accounts belong to a user; the per-currency system account to no one.
         CheckConstraint(
-            f"(kind = '{KIND_USER}') = (user_id IS NOT NULL)", name="owner_matches_kind"
+            f"(kind = '{AccountKind.USER}') = (user_id IS NOT NULL)", name="owner_matches_kind"
         ),
         # Only the system account ("the outside world") may go negative.
         CheckConstraint(
-            f"kind = '{KIND_SYSTEM}' OR balance >= 0", name="user_balance_not_negative"
+            f"kind = '{AccountKind.SYSTEM}' OR balance >= 0", name="user_balance_not_negative"
         ),
         Index(
             "uq_accounts_system_currency",
             "currency",
             unique=True,
-            postgresql_where=text(f"kind = '{KIND_SYSTEM}'"),
+            postgresql_where=text(f"kind = '{AccountKind.SYSTEM}'"),
         ),
         Index("ix_accounts_user_id_created_at_id", "user_id", "created_at", "id"),
     )
@@ -56,7 +54,9 @@ class Account(TimestampMixin, Base):
         primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
     )
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
-    kind: Mapped[str] = mapped_column(String(8), default=KIND_USER, server_default=KIND_USER)
+    kind: Mapped[str] = mapped_column(
+        String(8), default=AccountKind.USER, server_default=AccountKind.USER
+    )
     currency: Mapped[str] = mapped_column(String(3))
     name: Mapped[str] = mapped_column(String(100))
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
@@ -66,9 +66,7 @@ class LedgerTransaction(Base):
     """One balanced posting: what moved, and why (`kind`)."""
 
     __tablename__ = "ledger_transactions"
-    __table_args__ = (
-        CheckConstraint("kind IN ('payment', 'adjustment', 'deposit')", name="kind_valid"),
-    )
+    __table_args__ = (CheckConstraint(one_of("kind", LedgerKind), name="kind_valid"),)
 
     id: Mapped[uuid.UUID] = mapped_column(
         primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")

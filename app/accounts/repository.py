@@ -10,8 +10,8 @@ from sqlalchemy import ARRAY, BigInteger, Uuid, bindparam, func, or_, select, te
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import KIND_SYSTEM, KIND_USER, Account, LedgerEntry, LedgerTransaction
-from app.accounts.schemas import AccountRef
+from app.accounts.models import Account, LedgerEntry, LedgerTransaction
+from app.accounts.schemas import AccountKind, AccountRef
 from app.core.pagination import KeysetPosition
 
 
@@ -55,7 +55,7 @@ async def list_user_accounts(
     session: AsyncSession, user_id: uuid.UUID, *, after: KeysetPosition | None, limit: int
 ) -> Sequence[Account]:
     """A user's accounts, newest first, `limit + 1` rows (keyset on created_at, id)."""
-    query = select(Account).where(Account.user_id == user_id, Account.kind == KIND_USER)
+    query = select(Account).where(Account.user_id == user_id, Account.kind == AccountKind.USER)
     if after is not None:
         query = query.where(tuple_(Account.created_at, Account.id) < (after.created_at, after.id))
     query = query.order_by(Account.created_at.desc(), Account.id.desc()).limit(limit + 1)
@@ -66,15 +66,15 @@ async def system_account_id(session: AsyncSession, currency: str) -> uuid.UUID:
     """The system account of a currency, created on first use (race-free upsert)."""
     await session.execute(
         insert(Account)
-        .values(kind=KIND_SYSTEM, currency=currency, name=f"System {currency}", balance=0)
+        .values(kind=AccountKind.SYSTEM, currency=currency, name=f"System {currency}", balance=0)
         .on_conflict_do_nothing(
             # A literal predicate: PostgreSQL matches the partial unique index only by its text.
             index_elements=[Account.currency],
-            index_where=text(f"kind = '{KIND_SYSTEM}'"),
+            index_where=text(f"kind = '{AccountKind.SYSTEM}'"),
         )
     )
     result = await session.execute(
-        select(Account.id).where(Account.kind == KIND_SYSTEM, Account.currency == currency)
+        select(Account.id).where(Account.kind == AccountKind.SYSTEM, Account.currency == currency)
     )
     return result.scalar_one()
 
@@ -170,7 +170,9 @@ async def drifted_balances(session: AsyncSession) -> list[tuple[uuid.UUID, int, 
 async def negative_user_accounts(session: AsyncSession) -> list[tuple[uuid.UUID, int]]:
     """User accounts below zero (the CHECK constraint should make this impossible)."""
     result = await session.execute(
-        select(Account.id, Account.balance).where(Account.kind == KIND_USER, Account.balance < 0)
+        select(Account.id, Account.balance).where(
+            Account.kind == AccountKind.USER, Account.balance < 0
+        )
     )
     return [(row[0], int(row[1])) for row in result.all()]
 

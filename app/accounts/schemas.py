@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -12,7 +12,20 @@ from app.core.config import get_settings
 from app.core.pagination import Page
 from app.core.types import MinorUnits, NonBlankText, Text
 
-LedgerKind = Literal["payment", "adjustment", "deposit"]
+
+class AccountKind(StrEnum):
+    """Whose an account is: a user's, or the system's (per currency, "the outside world")."""
+
+    USER = "user"
+    SYSTEM = "system"
+
+
+class LedgerKind(StrEnum):
+    """Why money moved: the kind of a ledger transaction."""
+
+    PAYMENT = "payment"
+    ADJUSTMENT = "adjustment"
+    DEPOSIT = "deposit"
 
 
 class AccountCreate(BaseModel):
@@ -91,7 +104,7 @@ class AccountRef(BaseModel):
 
     id: uuid.UUID
     user_id: uuid.UUID | None
-    kind: Literal["user", "system"]
+    kind: AccountKind
     currency: str
 
 

@@ -149,7 +149,7 @@ def _entry_read(entry: LedgerEntry, kind: str) -> EntryRead:
     return EntryRead(
         id=entry.id,
         transaction_id=entry.transaction_id,
-        kind=kind,  # type: ignore[arg-type]  # the column's CHECK keeps it a LedgerKind
+        kind=LedgerKind(kind),
         amount=entry.amount,
         created_at=entry.created_at,
     )

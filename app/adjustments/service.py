@@ -7,18 +7,14 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts.schemas import AccountCreate, Leg
+from app.accounts.schemas import LedgerKind, Leg
 from app.adjustments import repository
 from app.adjustments.models import Adjustment
 from app.adjustments.schemas import AdjustmentCreate, AdjustmentRead
-from app.core.config import Environment, get_settings
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
-from app.core.pagination import PageParams
-from app.users import service as users_service
 
 logger = get_logger(__name__)
-DEMO_FUNDING = 100_000  # 1,000.00 in a two-decimal currency
 
 
 async def create_adjustment(
@@ -31,7 +27,7 @@ async def create_adjustment(
     system_id = await accounts_service.system_account_id(session, currency=account.currency)
     posted = await accounts_service.post_transaction(
         session,
-        kind="adjustment",
+        kind=LedgerKind.ADJUSTMENT,
         legs=[
             Leg(account_id=account.id, amount=data.amount),
             Leg(account_id=system_id, amount=-data.amount),
@@ -57,30 +53,3 @@ async def create_adjustment(
         admin_id=str(admin_id),
     )
     return AdjustmentRead.model_validate(adjustment)
-
-
-async def seed_demo_funding(session: AsyncSession) -> str:
-    """Give the demo user a funded account (outside production, once)."""
-    settings = get_settings()
-    if settings.ENVIRONMENT is Environment.PRODUCTION:
-        return "demo funding skipped (production)"
-    demo = await users_service.get_credentials(session, email=settings.DEMO_USER_EMAIL)
-    admin = await users_service.get_credentials(session, email=settings.FIRST_ADMIN_EMAIL)
-    if demo is None or admin is None:
-        return "demo funding skipped (run the admin and demo user steps first)"
-    existing = await accounts_service.list_accounts(
-        session, user_id=demo.id, page=PageParams(limit=1, after=None)
-    )
-    if existing.items:
-        return "demo account already exists"
-    currency = settings.SUPPORTED_CURRENCIES[0]
-    account = await accounts_service.open_account(
-        session, user_id=demo.id, data=AccountCreate(currency=currency, name="Demo wallet")
-    )
-    await create_adjustment(
-        session,
-        admin_id=admin.id,
-        account_id=account.id,
-        data=AdjustmentCreate(amount=DEMO_FUNDING, reason="Demo funding (seed)"),
-    )
-    return f"demo account funded with {DEMO_FUNDING} minor units of {currency}"

@@ -21,7 +21,7 @@ from app.auth.errors import (
 from app.auth.models import RefreshToken
 from app.auth.schemas import PASSWORD_MAX_LENGTH, TokenPair, UserCreate, password_problems
 from app.core.cache import Cache, Entry
-from app.core.config import Environment, get_settings
+from app.core.config import get_settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
 from app.core.security import (
@@ -257,37 +257,6 @@ async def set_user_active(
 async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime) -> int:
     """Delete refresh tokens past their expiry (run periodically by the scheduler)."""
     return await repository.delete_expired(session, now)
-
-
-async def seed_admin(session: AsyncSession, *, hasher: PasswordHasher) -> str:
-    """Create the admin from FIRST_ADMIN_EMAIL / FIRST_ADMIN_PASSWORD, once."""
-    settings = get_settings()
-    email = users_service.normalize_email(settings.FIRST_ADMIN_EMAIL)
-    existing = await users_service.get_credentials(session, email=email)
-    if existing is not None:
-        await users_service.promote_to_admin(session, user_id=existing.id)
-        return f"admin {email} already exists"
-    password = settings.FIRST_ADMIN_PASSWORD.get_secret_value()
-    password_hash = await hasher.hash(password)
-    await users_service.create_user(
-        session, email=email, password_hash=password_hash, full_name="Administrator", role="admin"
-    )
-    return f"admin {email} created"
-
-
-async def seed_demo_user(session: AsyncSession, *, hasher: PasswordHasher) -> str:
-    """Create the demo user (DEMO_USER_EMAIL / DEMO_USER_PASSWORD), never in production."""
-    settings = get_settings()
-    if settings.ENVIRONMENT is Environment.PRODUCTION:
-        return "demo user skipped (production)"
-    email = users_service.normalize_email(settings.DEMO_USER_EMAIL)
-    if await users_service.get_credentials(session, email=email) is not None:
-        return f"demo user {email} already exists"
-    password_hash = await hasher.hash(settings.DEMO_USER_PASSWORD.get_secret_value())
-    await users_service.create_user(
-        session, email=email, password_hash=password_hash, full_name="Demo User"
-    )
-    return f"demo user {email} created"
 
 
 async def _issue_tokens(

@@ -8,11 +8,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base
-
-STATUS_PENDING = "pending"
-STATUS_SUCCEEDED = "succeeded"
-STATUS_FAILED = "failed"
+from app.core.db import Base, one_of
+from app.deposits.schemas import DepositStatus
 
 
 class Deposit(Base):
@@ -22,16 +19,16 @@ class Deposit(Base):
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(
-            f"status IN ('{STATUS_PENDING}', '{STATUS_SUCCEEDED}', '{STATUS_FAILED}')",
+            one_of("status", DepositStatus),
             name="status_valid",
         ),
         # Credited exactly when succeeded; a failure says why; a pending one has neither.
         CheckConstraint(
-            f"(status = '{STATUS_SUCCEEDED}') = (ledger_transaction_id IS NOT NULL)",
+            f"(status = '{DepositStatus.SUCCEEDED}') = (ledger_transaction_id IS NOT NULL)",
             name="ledger_iff_succeeded",
         ),
         CheckConstraint(
-            f"(status = '{STATUS_FAILED}') = (failure_code IS NOT NULL)",
+            f"(status = '{DepositStatus.FAILED}') = (failure_code IS NOT NULL)",
             name="failure_code_iff_failed",
         ),
         # The owner's deposits, newest first.
@@ -45,13 +42,13 @@ class Deposit(Base):
         Index(
             "ix_deposits_pending_updated_at",
             "updated_at",
-            postgresql_where=text(f"status = '{STATUS_PENDING}'"),
+            postgresql_where=text(f"status = '{DepositStatus.PENDING}'"),
         ),
         # The sweeper's other question: which recent successes still lack a receipt.
         Index(
             "ix_deposits_succeeded_updated_at",
             "updated_at",
-            postgresql_where=text(f"status = '{STATUS_SUCCEEDED}'"),
+            postgresql_where=text(f"status = '{DepositStatus.SUCCEEDED}'"),
         ),
     )
 
@@ -63,7 +60,7 @@ class Deposit(Base):
         ForeignKey("accounts.id", ondelete="RESTRICT"), index=True
     )
     amount: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), server_default=STATUS_PENDING)
+    status: Mapped[str] = mapped_column(String(16), server_default=DepositStatus.PENDING)
     failure_code: Mapped[str | None] = mapped_column(String(64))
     ledger_transaction_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), unique=True

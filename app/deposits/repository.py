@@ -9,13 +9,8 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.deposits.models import (
-    STATUS_PENDING,
-    STATUS_SUCCEEDED,
-    Deposit,
-    DepositReceipt,
-    WebhookEvent,
-)
+from app.deposits.models import Deposit, DepositReceipt, WebhookEvent
+from app.deposits.schemas import DepositStatus
 
 
 async def add(session: AsyncSession, deposit: Deposit) -> Deposit:
@@ -95,7 +90,7 @@ async def stale_pending(
     result = await session.execute(
         select(Deposit.id)
         .where(
-            Deposit.status == STATUS_PENDING,
+            Deposit.status == DepositStatus.PENDING,
             Deposit.updated_at < func.now() - untouched_for,
         )
         .order_by(Deposit.updated_at)
@@ -108,7 +103,7 @@ async def touch(session: AsyncSession, *, deposit_ids: list[uuid.UUID]) -> None:
     """Mark pending deposits as just looked at, so the sweeper waits before re-driving again."""
     await session.execute(
         update(Deposit)
-        .where(Deposit.id.in_(deposit_ids), Deposit.status == STATUS_PENDING)
+        .where(Deposit.id.in_(deposit_ids), Deposit.status == DepositStatus.PENDING)
         .values(updated_at=func.now())
     )
 
@@ -120,7 +115,7 @@ async def unreceipted(
     result = await session.execute(
         select(Deposit.id)
         .where(
-            Deposit.status == STATUS_SUCCEEDED,
+            Deposit.status == DepositStatus.SUCCEEDED,
             Deposit.updated_at < func.now() - untouched_for,
             Deposit.updated_at > func.now() - within,
             ~exists().where(DepositReceipt.deposit_id == Deposit.id),

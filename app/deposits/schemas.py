@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.core.types import MAX_MINOR_UNITS, Text
 
-DepositStatus = Literal["pending", "succeeded", "failed"]
+
+class DepositStatus(StrEnum):
+    """Pending until the provider answers; then succeeded (credited) or failed, for good."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class DepositCreate(BaseModel):

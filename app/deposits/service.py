@@ -18,16 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
 from app.accounts.errors import CurrencyMismatchError
-from app.accounts.schemas import Leg
+from app.accounts.schemas import LedgerKind, Leg
 from app.core.email import Email
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.metrics import DEPOSITS, count_after_commit
 from app.core.outbox import enqueue, still_queued
 from app.deposits import repository
-from app.deposits.models import STATUS_FAILED, STATUS_PENDING, STATUS_SUCCEEDED, Deposit
+from app.deposits.models import Deposit
 from app.deposits.provider import Charge
-from app.deposits.schemas import ChargeRequest, DepositCreate, DepositRead, WebhookEvent
+from app.deposits.schemas import (
+    ChargeRequest,
+    DepositCreate,
+    DepositRead,
+    DepositStatus,
+    WebhookEvent,
+)
 from app.users import service as users_service
 
 logger = get_logger(__name__)
@@ -41,7 +47,7 @@ RECEIPT_SWEEP_WINDOW = timedelta(days=1)
 def _read(deposit: Deposit, currency: str) -> DepositRead:
     return DepositRead(
         id=deposit.id,
-        status=deposit.status,  # type: ignore[arg-type]  # the CHECK constraint's values
+        status=DepositStatus(deposit.status),
         account_id=deposit.account_id,
         amount=deposit.amount,
         currency=currency,
@@ -85,7 +91,7 @@ async def charge_request(session: AsyncSession, *, deposit_id: uuid.UUID) -> Cha
     deposit = await repository.get(session, deposit_id=deposit_id)
     if deposit is None:
         raise NotFoundError("No such deposit.")
-    if deposit.status != STATUS_PENDING:
+    if deposit.status != DepositStatus.PENDING:
         return None
     account = await accounts_service.get_account_ref(session, account_id=deposit.account_id)
     assert account is not None  # noqa: S101 - a foreign key guarantees it
@@ -97,12 +103,15 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
     deposit = await repository.get_for_update(session, deposit_id=deposit_id)
     if deposit is None:
         raise NotFoundError("No such deposit.")
-    if deposit.status != STATUS_PENDING or charge.status == "pending":
+    if deposit.status != DepositStatus.PENDING or charge.status == "pending":
         return deposit.status
     if charge.status == "declined":
-        deposit.status, deposit.failure_code = STATUS_FAILED, charge.failure_code or "declined"
+        deposit.status, deposit.failure_code = (
+            DepositStatus.FAILED,
+            charge.failure_code or "declined",
+        )
         await session.flush()
-        count_after_commit(session, DEPOSITS.labels(outcome=STATUS_FAILED))
+        count_after_commit(session, DEPOSITS.labels(outcome=DepositStatus.FAILED))
         logger.info("deposit_failed", deposit_id=str(deposit.id), reason=deposit.failure_code)
         return deposit.status
     account = await accounts_service.get_account_ref(session, account_id=deposit.account_id)
@@ -110,7 +119,7 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
     system_id = await accounts_service.system_account_id(session, currency=account.currency)
     posted = await accounts_service.post_transaction(
         session,
-        kind="deposit",
+        kind=LedgerKind.DEPOSIT,
         legs=[
             Leg(account_id=system_id, amount=-deposit.amount),
             Leg(account_id=account.id, amount=deposit.amount),
@@ -118,12 +127,12 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
     )
     if isinstance(posted, Refusal):  # the system account may go negative: only a bug gets here
         raise posted.error
-    deposit.status, deposit.ledger_transaction_id = STATUS_SUCCEEDED, posted
+    deposit.status, deposit.ledger_transaction_id = DepositStatus.SUCCEEDED, posted
     await session.flush()
     # The receipt's task commits with the credit: whoever finished the deposit (the worker or a
     # webhook), the receipt is not forgotten.
     enqueue(session, RECEIPT_TASK, deposit_id=str(deposit.id))
-    count_after_commit(session, DEPOSITS.labels(outcome=STATUS_SUCCEEDED))
+    count_after_commit(session, DEPOSITS.labels(outcome=DepositStatus.SUCCEEDED))
     logger.info("deposit_succeeded", deposit_id=str(deposit.id), amount=deposit.amount)
     return deposit.status
 
@@ -144,7 +153,7 @@ async def apply_webhook(session: AsyncSession, *, event: WebhookEvent) -> Webhoo
     ):
         logger.info("webhook_duplicate", event_id=event.id, deposit_id=str(deposit_id))
         return "duplicate"
-    if deposit.status != STATUS_PENDING:
+    if deposit.status != DepositStatus.PENDING:
         logger.info(
             "webhook_for_final_deposit", event_id=event.id, status=deposit.status, type=event.type
         )
@@ -173,7 +182,7 @@ def format_amount(amount: int, currency: str) -> str:
 async def receipt_email(session: AsyncSession, *, deposit_id: uuid.UUID) -> Email | None:
     """The receipt of a succeeded deposit, to its owner; None unless it succeeded."""
     deposit = await repository.get(session, deposit_id=deposit_id)
-    if deposit is None or deposit.status != STATUS_SUCCEEDED:
+    if deposit is None or deposit.status != DepositStatus.SUCCEEDED:
         return None
     owner = await users_service.get_user(session, user_id=deposit.owner_id)
     account = await accounts_service.get_account_ref(session, account_id=deposit.account_id)

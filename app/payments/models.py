@@ -8,10 +8,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base
-
-STATUS_SUCCEEDED = "succeeded"
-STATUS_FAILED = "failed"
+from app.core.db import Base, one_of
+from app.payments.schemas import PaymentStatus
 
 
 class Payment(Base):
@@ -22,11 +20,12 @@ class Payment(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("source_account_id <> destination_account_id", name="distinct_accounts"),
         CheckConstraint(
-            f"status IN ('{STATUS_SUCCEEDED}', '{STATUS_FAILED}')", name="status_valid"
+            one_of("status", PaymentStatus),
+            name="status_valid",
         ),
         # A succeeded payment has exactly its ledger transaction; a failed one has none.
         CheckConstraint(
-            f"(status = '{STATUS_SUCCEEDED}') = (ledger_transaction_id IS NOT NULL)",
+            f"(status = '{PaymentStatus.SUCCEEDED}') = (ledger_transaction_id IS NOT NULL)",
             name="ledger_iff_succeeded",
         ),
         # The list query: a user's payments, newest first (keyset on created_at, id).

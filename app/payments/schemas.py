@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -12,7 +12,12 @@ from pydantic.json_schema import SkipJsonSchema
 from app.core.pagination import Page
 from app.core.types import MAX_MINOR_UNITS, Rfc3339, Text
 
-PaymentStatus = Literal["succeeded", "failed"]
+
+class PaymentStatus(StrEnum):
+    """A payment either moved the money or was refused (its `failure_code` says why)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class PaymentCreate(BaseModel):

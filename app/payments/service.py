@@ -8,16 +8,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
 from app.accounts.errors import CurrencyMismatchError
-from app.accounts.schemas import Leg
+from app.accounts.schemas import AccountKind, LedgerKind, Leg
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.metrics import PAYMENTS, count_after_commit
 from app.core.pagination import KeysetPosition, PageParams, build_page
 from app.payments import repository
 from app.payments.errors import SameAccountError
-from app.payments.models import STATUS_FAILED, STATUS_SUCCEEDED
 from app.payments.repository import PaymentRow
-from app.payments.schemas import PaymentCreate, PaymentFilters, PaymentList, PaymentRead
+from app.payments.schemas import (
+    PaymentCreate,
+    PaymentFilters,
+    PaymentList,
+    PaymentRead,
+    PaymentStatus,
+)
 
 logger = get_logger(__name__)
 
@@ -39,14 +44,14 @@ async def create_payment(
     source, destination = refs.get(data.source_account_id), refs.get(data.destination_account_id)
     if source is None or source.user_id != owner_id:
         raise NotFoundError("No such source account.")
-    if destination is None or destination.kind != "user":
+    if destination is None or destination.kind != AccountKind.USER:
         raise NotFoundError("No such destination account.")
     if not data.currency == source.currency == destination.currency:
         raise CurrencyMismatchError
 
     posted = await accounts_service.post_transaction(
         session,
-        kind="payment",
+        kind=LedgerKind.PAYMENT,
         legs=[
             Leg(account_id=source.id, amount=-data.amount),
             Leg(account_id=destination.id, amount=data.amount),
@@ -54,9 +59,9 @@ async def create_payment(
     )
     # A refused attempt is a business outcome: its record is kept, the answer is 409.
     if isinstance(posted, Refusal):
-        status, failure_code, transaction_id = STATUS_FAILED, posted.error.code, None
+        status, failure_code, transaction_id = PaymentStatus.FAILED, posted.error.code, None
     else:
-        status, failure_code, transaction_id = STATUS_SUCCEEDED, None, posted
+        status, failure_code, transaction_id = PaymentStatus.SUCCEEDED, None, posted
     payment_id, created_at = await repository.insert_payment(
         session,
         owner_id=owner_id,
@@ -68,14 +73,14 @@ async def create_payment(
         failure_code=failure_code,
         ledger_transaction_id=transaction_id,
     )
-    count_after_commit(session, PAYMENTS.labels(outcome=failure_code or STATUS_SUCCEEDED))
+    count_after_commit(session, PAYMENTS.labels(outcome=failure_code or PaymentStatus.SUCCEEDED))
     if isinstance(posted, Refusal):
         logger.info("payment_failed", payment_id=str(payment_id), reason=failure_code)
         return posted
     logger.info("payment_succeeded", payment_id=str(payment_id), amount=data.amount)
     return PaymentRead(
         id=payment_id,
-        status="succeeded",
+        status=PaymentStatus.SUCCEEDED,
         amount=data.amount,
         currency=data.currency,
         source_account_id=source.id,
@@ -121,7 +126,7 @@ async def list_payments(
 def _read(payment: PaymentRow, currency: str) -> PaymentRead:
     return PaymentRead(
         id=payment.id,
-        status=payment.status,
+        status=PaymentStatus(payment.status),
         amount=payment.amount,
         currency=currency,
         source_account_id=payment.source_account_id,

@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Boolean, CheckConstraint, DateTime, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.core.db import Base, TimestampMixin
-
-ROLE_USER = "user"
-ROLE_ADMIN = "admin"
+from app.core.db import Base, TimestampMixin, one_of
+from app.users.schemas import Role
 
 
 class User(TimestampMixin, Base):
@@ -22,7 +20,7 @@ class User(TimestampMixin, Base):
         # Belt and braces: the service lower-cases, the database refuses anything else, so a
         # differently-cased duplicate can never slip past the unique constraint.
         CheckConstraint("email = lower(email)", name="email_lowercase"),
-        CheckConstraint(f"role IN ('{ROLE_USER}', '{ROLE_ADMIN}')", name="role_valid"),
+        CheckConstraint(one_of("role", Role), name="role_valid"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -31,7 +29,7 @@ class User(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     full_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default=ROLE_USER, server_default=ROLE_USER)
+    role: Mapped[str] = mapped_column(String(16), default=Role.USER, server_default=Role.USER)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     # Access tokens issued before this instant are refused (a password change logs out).
     # Set from the application's clock, like token `iat`, so the two compare without skew.

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from app.core.types import NonBlankText
 
-Role = Literal["user", "admin"]
+
+class Role(StrEnum):
+    """What a user may do: their own money (`user`), or the back office too (`admin`)."""
+
+    USER = "user"
+    ADMIN = "admin"
 
 
 class UserRead(BaseModel):
@@ -58,7 +64,7 @@ class Principal(BaseModel):
     @property
     def is_admin(self) -> bool:
         """True for back-office users."""
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
 
 class UserCredentials(BaseModel):

@@ -30,7 +30,7 @@ def normalize_email(email: str) -> str:
 
 
 async def create_user(
-    session: AsyncSession, *, email: str, password_hash: str, full_name: str, role: Role = "user"
+    session: AsyncSession, *, email: str, password_hash: str, full_name: str, role: Role = Role.USER
 ) -> UserRead:
     """Insert a user; EmailTakenError if the email (any case) is already registered."""
     user = User(
@@ -181,6 +181,6 @@ async def promote_to_admin(session: AsyncSession, *, user_id: uuid.UUID) -> None
     user = await repository.get_by_id(session, user_id)
     if user is None:
         raise NotFoundError
-    user.role = "admin"
+    user.role = Role.ADMIN
     await session.flush()
     mark_stale(session, cache_scope(user_id))

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository
 from app.accounts import service as accounts_service
-from app.accounts.schemas import Leg
+from app.accounts.schemas import LedgerKind, Leg
 from app.core.errors import Refusal
 from tests.factories import (
     SignedIn,
@@ -97,7 +97,7 @@ async def test_a_refused_posting_is_a_value_and_writes_nothing(
     destination = await open_account(client, user, name="other")
     posted = await accounts_service.post_transaction(
         session,
-        kind="payment",
+        kind=LedgerKind.PAYMENT,
         legs=[
             Leg(account_id=uuid.UUID(str(source["id"])), amount=-1),
             Leg(account_id=uuid.UUID(str(destination["id"])), amount=1),
