@@ -79,22 +79,24 @@ async def test_no_label_value_is_an_id_or_a_raw_path(
     assert "/metrics" not in handlers  # the scrape does not count itself
 
 
+def _live_served(text: str, method: str) -> float:
+    """`/health/live` answers counted as 2xx for `method` in an exposition."""
+    return sum(
+        s.value
+        for s in _samples(text)
+        if s.name == "http_requests_total"
+        and s.labels == {"handler": "/health/live", "method": method, "status": "2xx"}
+    )
+
+
 async def test_red_metrics_count_requests_by_template_status_class_and_duration(
     live_http: AsyncClient,
 ) -> None:
-    def served(text: str) -> float:
-        return sum(
-            s.value
-            for s in _samples(text)
-            if s.name == "http_requests_total"
-            and s.labels == {"handler": "/health/live", "method": "GET", "status": "2xx"}
-        )
-
-    before = served(await _scrape(live_http))
+    before = _live_served(await _scrape(live_http), "GET")
     for _ in range(3):
         assert (await live_http.get("/health/live")).status_code == 200
     text = await _scrape(live_http)
-    assert served(text) == before + 3
+    assert _live_served(text, "GET") == before + 3
     durations = {
         s.labels["le"]
         for s in _samples(text)
@@ -107,18 +109,11 @@ async def test_red_metrics_count_requests_by_template_status_class_and_duration(
 async def test_head_requests_count_under_their_route_and_latency_has_no_status_label(
     live_http: AsyncClient,
 ) -> None:
-    def head_served(text: str) -> float:
-        return sum(
-            s.value
-            for s in _samples(text)
-            if s.name == "http_requests_total"
-            and s.labels == {"handler": "/health/live", "method": "HEAD", "status": "2xx"}
-        )
-
-    before = head_served(await _scrape(live_http))
+    before = _live_served(await _scrape(live_http), "HEAD")
     assert (await live_http.head("/health/live")).status_code == 200
     text = await _scrape(live_http)
-    assert head_served(text) == before + 1  # HEAD runs as GET inside; the route is still known
+    # HEAD runs as GET inside; the route is still known.
+    assert _live_served(text, "HEAD") == before + 1
     label_names = {
         frozenset(s.labels)
         for s in _samples(text)
