@@ -25,7 +25,7 @@ from app.core.errors import FieldError, ValidationFailedError
 from app.core.types import Rfc3339
 
 # `GET /accounts/{account_id}` and its summary, which reads the account first.
-_ACCOUNT_READ = re.compile(r"/accounts/([0-9A-Fa-f-]{32,36})(?:/summary)?")
+_ACCOUNT_READ = re.compile(r"/accounts/([0-9A-Fa-f-]{32,36})(?:/summary)?\Z")
 
 
 def prefetch_account(scope: Scope) -> list[Entry]:
@@ -33,7 +33,7 @@ def prefetch_account(scope: Scope) -> list[Entry]:
     if scope["method"] not in ("GET", "HEAD"):
         return []
     match = _ACCOUNT_READ.search(scope["path"])
-    if match is None or match.end() != len(scope["path"]):
+    if match is None:
         return []
     try:
         account_id = uuid.UUID(match.group(1))

@@ -50,6 +50,18 @@ def _raw(*headers: tuple[str, str]) -> RawHeaders:
     return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
+def add_missing_headers(message: Message, headers: RawHeaders) -> None:
+    """Add `headers` (lower-case names) to a response start, except those the app already set.
+
+    Each middleware that stamps an answer uses this: an endpoint's own values always win.
+    """
+    present = {name.lower() for name, _ in message.get("headers", ())}
+    message["headers"] = [
+        *message.get("headers", ()),
+        *(header for header in headers if header[0] not in present),
+    ]
+
+
 class SecurityHeadersMiddleware:
     """Add the security headers to every HTTP response (an endpoint's own values win)."""
 
@@ -78,12 +90,9 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
                 # Read at response time: the trusted-proxy middleware may have set the scheme.
                 extra = self._hsts if scope.get("scheme") == "https" else ()
-                headers += [header for header in (*added, *extra) if header[0] not in present]
-                message["headers"] = headers
+                add_missing_headers(message, (*added, *extra))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

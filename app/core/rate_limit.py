@@ -46,6 +46,7 @@ from app.core.cache import READ_ENTRIES_LUA, Cache, Entry, Prefetch, Prefetched,
 from app.core.config import Settings, get_settings
 from app.core.error_handlers import app_error_response, request_id_of
 from app.core.errors import RateLimitedError
+from app.core.http_headers import add_missing_headers
 from app.core.logging import get_logger
 from app.core.metrics import RATE_LIMITED
 from app.core.redis import RedisBreaker, is_local_saturation
@@ -86,8 +87,6 @@ end
 return read_entries(3, 3, {1})
 """
 )
-
-_LIMIT_HEADER = b"x-ratelimit-limit"
 
 # Which cache entries a request will read, from its scope alone (before any auth has run).
 Prefetcher = Callable[[Scope], Sequence[Entry]]
@@ -278,7 +277,7 @@ class RateLimitMiddleware:
         self.item = parse(settings.RATE_LIMIT_DEFAULT)
         self.prefetch = tuple(prefetch)
         # An allowed answer carries X-RateLimit-Limit only (`Verdict.headers`): encoded once.
-        self._limit_value = str(self.item.amount).encode()
+        self._allowed_headers = ((b"x-ratelimit-limit", str(self.item.amount).encode()),)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Refuse with 429, or pass through and add the X-RateLimit-* headers."""
@@ -308,10 +307,7 @@ class RateLimitMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if not any(name.lower() == _LIMIT_HEADER for name, _ in headers):
-                    headers.append((_LIMIT_HEADER, self._limit_value))
-                message["headers"] = headers
+                add_missing_headers(message, self._allowed_headers)
             await send(message)
 
         with serve_prefetched(prefetched):

@@ -11,14 +11,14 @@ import time
 import uuid
 
 import structlog
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.error_handlers import internal_error_response
+from app.core.http_headers import add_missing_headers
 from app.core.logging import get_logger
 from app.core.sentry import report
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 # An incoming id is reused only when it is short and harmless in logs and headers.
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 
@@ -28,7 +28,7 @@ _error_log = get_logger("app.error")
 
 def _incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
+        if name == REQUEST_ID_HEADER:
             candidate = value.decode("latin-1")
             return candidate if _SANE_REQUEST_ID.match(candidate) else None
     return None
@@ -56,9 +56,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                headers = MutableHeaders(scope=message)
-                if REQUEST_ID_HEADER not in headers:
-                    headers.append(REQUEST_ID_HEADER, request_id)
+                add_missing_headers(message, ((REQUEST_ID_HEADER, request_id.encode("latin-1")),))
             await send(message)
 
         started = time.perf_counter()

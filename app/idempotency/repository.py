@@ -44,9 +44,7 @@ class Claim:
     stored: StoredOutcome | None
 
 
-async def claim(
-    session: AsyncSession, *, lock_name: str, user_id: uuid.UUID, endpoint: str, key: str
-) -> Claim:
+async def claim(session: AsyncSession, *, user_id: uuid.UUID, endpoint: str, key: str) -> Claim:
     """Take the key's transaction-scoped lock without waiting; then its stored outcome, if any.
 
     Not held when another transaction holds the lock (nothing is read then). PostgreSQL
@@ -58,7 +56,7 @@ async def claim(
         await session.execute(
             _CLAIM,
             {
-                "lock_name": lock_name,
+                "lock_name": f"idempotency:{user_id}:{endpoint}:{key}",
                 "user_id": user_id,
                 "endpoint": endpoint,
                 "idempotency_key": key,

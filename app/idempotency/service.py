@@ -79,11 +79,7 @@ async def _lock_and_look_up(
 ) -> repository.StoredOutcome | None:
     """Hold the key's lock for this transaction (409 if another request holds it); its outcome."""
     claim = await repository.claim(
-        session,
-        lock_name=f"idempotency:{request.user_id}:{request.endpoint}:{request.key}",
-        user_id=request.user_id,
-        endpoint=request.endpoint,
-        key=request.key,
+        session, user_id=request.user_id, endpoint=request.endpoint, key=request.key
     )
     if not claim.held:
         raise IdempotencyKeyInProgressError
