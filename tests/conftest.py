@@ -43,9 +43,10 @@ _BASE_URL = make_url(
 ).set(database="postgres")
 TEST_DATABASE_NAME = f"ledger_test_{uuid.uuid4().hex[:10]}"
 TEST_DATABASE_URL = _BASE_URL.set(database=TEST_DATABASE_NAME).render_as_string(hide_password=False)
-# Redis database 15 keeps test keys away from anything else on a shared server.
+# Redis database 15 keeps test keys away from anything else on a shared server; TEST_REDIS_DB
+# picks another, so two suites (two checkouts) can run side by side without flushing each other.
 _REDIS_SERVER = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
-TEST_REDIS_URL = f"{_REDIS_SERVER}/15"
+TEST_REDIS_URL = f"{_REDIS_SERVER}/{int(os.environ.get('TEST_REDIS_DB', '15'))}"
 
 os.environ.update(
     {
