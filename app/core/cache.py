@@ -142,12 +142,9 @@ class Cache:
         # None: nobody re-drives, trust Redis. Otherwise the failure count the last completed
         # re-drive saw: after any later failure, Redis is not trusted until a re-drive catches up.
         self._caught_up_to: int | None = None
-        self.hits = 0
-        self.misses = 0
+        # Failures that made Redis untrusted (see caught_up); reads are counted by the
+        # `ledger_cache_requests_total` metric alone.
         self.errors = 0
-        self.bypasses = 0
-        self.saturated = 0
-        self.prefetch_used = 0  # reads answered by an entry read ahead (hits and misses alike)
 
     @staticmethod
     def _generation_key(scope: str) -> str:
@@ -183,13 +180,11 @@ class Cache:
         # Checked now, not only when it was read ahead: a failure or a held scope since then wins.
         kind = scope.partition(":")[0]  # account, user: never the id after it
         if not self._redis_usable(scope):
-            self.bypasses += 1
             CACHE_REQUESTS.labels(cache=kind, result="error").inc()
             return await loader()
         prefix = self._value_prefix(scope, name)
         if fetched is not None:
             generation, raw = fetched
-            self.prefetch_used += 1
         else:
             try:
                 generation, raw = await self._get(keys=[self._generation_key(scope)], args=[prefix])
@@ -198,11 +193,9 @@ class Cache:
                 CACHE_REQUESTS.labels(cache=kind, result="error").inc()
                 return await loader()
         if raw is not None:
-            self.hits += 1
             CACHE_REQUESTS.labels(cache=kind, result="hit").inc()
             value: dict[str, Any] = json.loads(raw)
             return value
-        self.misses += 1
         CACHE_REQUESTS.labels(cache=kind, result="miss").inc()
         key = prefix + generation.decode()
         return await self._load_once(key, loader)
@@ -283,7 +276,6 @@ class Cache:
         if is_local_saturation(error):
             # Our own pool is busy, Redis is fine: fall back for this call only. A read or a
             # store missed nothing; a missed bump is recorded by the caller all the same.
-            self.saturated += 1
             if operation == "invalidate":
                 self.errors += 1
             logger.info("cache_pool_saturated", operation=operation)

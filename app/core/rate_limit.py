@@ -154,7 +154,6 @@ class RateLimiter:
         self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
         self._redis = redis
         self._local_exemptions: OrderedDict[str, float] = OrderedDict()  # key -> monotonic expiry
-        self.saturated = 0  # calls that fell back because our own pool was busy
 
     async def hit(
         self, item: RateLimitItem, name: str, identity: str, *, fail_open: bool
@@ -230,7 +229,6 @@ class RateLimiter:
     def _storage_failed(self, name: str, error: BaseException) -> None:
         if is_local_saturation(error):
             # Our pool is busy, Redis is fine: this call falls back, the breaker stays shut.
-            self.saturated += 1
             logger.info("rate_limit_pool_saturated", limit=name)
             return
         self._breaker.record_failure()

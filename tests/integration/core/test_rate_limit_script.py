@@ -20,6 +20,7 @@ from app.core.cache import Cache, serve_prefetched
 from app.core.rate_limit import KEY_PREFIX, RateLimiter, Verdict, window_keys
 from app.core.redis import RedisBreaker
 from tests.conftest import TEST_REDIS_URL
+from tests.metrics import cache_reads, cache_reads_since
 
 
 @pytest.fixture
@@ -132,9 +133,12 @@ async def test_an_entry_read_ahead_is_at_the_current_generation(redis: Redis) ->
         parse("9/minute"), "t", who, fail_open=True, reads=cache.plan_prefetch([(scope, "x")])
     )
     assert fetched == {(scope, "x"): (b"1", None)}
+    before = cache_reads()
     with serve_prefetched(fetched):
         assert await cache.get_or_load(scope, "x", load) == {"v": "new"}
-    assert (loads, cache.prefetch_used, cache.misses) == (2, 1, 2)
+        assert fetched == {}  # the read ahead was taken...
+    assert loads == 2  # ...as a miss at the new generation: loaded anew
+    assert cache_reads_since(before) == {("test", "miss"): 1}
     assert await cache.get_or_load(scope, "x", load) == {"v": "new"}  # stored under g1
     assert loads == 2
 
@@ -155,14 +159,15 @@ async def test_an_entry_read_ahead_is_used_once_and_never_after_its_scope_moves(
     _, fetched = await limiter.hit_and_read(
         parse("9/minute"), "t", who, fail_open=True, reads=reads
     )
+    assert fetched is not None
     version = "new"
     with serve_prefetched(fetched):
         await cache.bump(scope)  # this request's own commit changed `scope`
         assert await cache.get_or_load(scope, "x", load) == {"v": "new"}
+        assert (other, "x") in fetched
         assert await cache.get_or_load(other, "x", load) == {"v": "old"}  # read ahead
-        assert cache.prefetch_used == 1
+        assert fetched == {}  # taken: a second read asks Redis
         assert await cache.get_or_load(other, "x", load) == {"v": "old"}  # from Redis
-        assert cache.prefetch_used == 1
     assert fetched == {}  # nothing outlives the request
 
 
@@ -185,9 +190,10 @@ async def test_a_held_scope_is_not_read_ahead_nor_served_from_what_was(redis: Re
     )
     cache.hold(later)  # a notification arrived after the read ahead
     version = "new"
+    before = cache_reads()
     with serve_prefetched(fetched):
         assert await cache.get_or_load(later, "x", load) == {"v": "new"}
-    assert (cache.prefetch_used, cache.bypasses) == (0, 1)
+    assert cache_reads_since(before) == {("test", "error"): 1}  # not served from what was read
     cache.hold(held)
     assert cache.plan_prefetch([(held, "x")]) is None
 

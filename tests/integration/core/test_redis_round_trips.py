@@ -30,6 +30,7 @@ from tests.factories import (
     signed_in_user,
 )
 from tests.integration.conftest import http_client, started_app
+from tests.metrics import cache_reads, cache_reads_since
 
 ME = "/api/v1/users/me"
 _COMMAND = re.compile(rb"\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n")
@@ -76,12 +77,12 @@ async def warm(client: AsyncClient, user: SignedIn, url: str) -> None:
 async def test_users_me_makes_one_round_trip(app: FastAPI, client: AsyncClient) -> None:
     user = await signed_in_user(client)
     await warm(client, user, ME)
-    used = app.state.cache.prefetch_used
+    before = cache_reads()
     with redis_round_trips(app) as trips:
         response = await client.get(ME, headers=user.headers)
     assert response.status_code == 200
     assert trips == [["EVALSHA"]]  # the rate limit, with the principal read ahead
-    assert app.state.cache.prefetch_used == used + 1
+    assert cache_reads_since(before) == {("user", "hit"): 1}
 
 
 async def test_a_cached_account_read_makes_one(app: FastAPI, client: AsyncClient) -> None:
@@ -89,12 +90,12 @@ async def test_a_cached_account_read_makes_one(app: FastAPI, client: AsyncClient
     account = await open_account(client, user)
     url = f"/api/v1/accounts/{account['id']}"
     await warm(client, user, url)
-    hits, used = app.state.cache.hits, app.state.cache.prefetch_used
+    before = cache_reads()
     with redis_round_trips(app) as trips:
         response = await client.get(url, headers=user.headers)
     assert response.json() == account
     assert trips == [["EVALSHA"]]  # the rate limit, with the principal and the account
-    assert (app.state.cache.hits, app.state.cache.prefetch_used) == (hits + 2, used + 2)
+    assert cache_reads_since(before) == {("user", "hit"): 1, ("account", "hit"): 1}
 
 
 async def test_another_users_account_read_ahead_is_still_not_found(
@@ -105,13 +106,14 @@ async def test_another_users_account_read_ahead_is_still_not_found(
     url = f"/api/v1/accounts/{account['id']}"
     await warm(client, owner, url)  # the owner's read cached the account
     await warm(client, stranger, ME)  # and the stranger's principal is cached
-    used = app.state.cache.prefetch_used
+    before = cache_reads()
     with redis_round_trips(app) as trips:
         response = await client.get(url, headers=stranger.headers)
     assert response.status_code == 404
     assert response.json()["error"] == "not_found"
     assert trips == [["EVALSHA"]]
-    assert app.state.cache.prefetch_used == used + 2  # read ahead, and refused all the same
+    # Both read ahead, and refused all the same.
+    assert cache_reads_since(before) == {("user", "hit"): 1, ("account", "hit"): 1}
 
 
 async def test_a_posting_is_seen_by_the_next_account_read_ahead(
@@ -153,14 +155,13 @@ async def test_an_invalid_token_reads_nothing_ahead_and_is_refused_as_before(
     user = await signed_in_user(client)
     await warm(client, user, ME)
     forged = user.access_token.rsplit(".", 1)[0] + ".forged-signature"
-    counters = (app.state.cache.hits, app.state.cache.misses, app.state.cache.prefetch_used)
+    before = cache_reads()
     with redis_round_trips(app) as trips:
         response = await client.get(ME, headers={"Authorization": f"Bearer {forged}"})
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     assert trips == [["EVALSHA"]]
-    after = (app.state.cache.hits, app.state.cache.misses, app.state.cache.prefetch_used)
-    assert after == counters
+    assert cache_reads_since(before) == {}
 
 
 async def test_a_deactivation_is_seen_by_the_next_read_ahead(
@@ -168,18 +169,18 @@ async def test_a_deactivation_is_seen_by_the_next_read_ahead(
 ) -> None:
     user = await signed_in_user(client)
     await warm(client, user, ME)  # the principal is cached and read ahead
-    used = app.state.cache.prefetch_used
     deactivated = await client.patch(
         f"/api/v1/admin/users/{user.id}", json={"is_active": False}, headers=admin.headers
     )
     assert deactivated.status_code == 200
-    assert app.state.cache.prefetch_used == used + 1  # the admin's own principal
-    misses = app.state.cache.misses
-    response = await client.get(ME, headers=user.headers)
+    before = cache_reads()
+    with redis_round_trips(app) as trips:
+        response = await client.get(ME, headers=user.headers)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_token"
     # Read ahead at the new generation: a miss, loaded from the database, not the old entry.
-    assert (app.state.cache.prefetch_used, app.state.cache.misses) == (used + 2, misses + 1)
+    assert trips[0] == ["EVALSHA"]
+    assert cache_reads_since(before) == {("user", "miss"): 1}
 
 
 async def test_a_role_change_committed_elsewhere_is_seen_by_the_next_read_ahead(
@@ -199,10 +200,13 @@ async def test_a_role_change_committed_elsewhere_is_seen_by_the_next_read_ahead(
         await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
         stale = take_stale(session)  # as the request's session dependency does
     await live_app.state.invalidator.after_commit(stale)
-    used = live_app.state.cache.prefetch_used
-    allowed = await live_http.patch(url, json={"is_active": True}, headers=user.headers)
+    before = cache_reads()
+    with redis_round_trips(live_app) as trips:
+        allowed = await live_http.patch(url, json={"is_active": True}, headers=user.headers)
     assert allowed.status_code == 200, allowed.text
-    assert live_app.state.cache.prefetch_used == used + 1
+    # Read ahead at the new generation: a miss, loaded from the database as an admin.
+    assert trips[0] == ["EVALSHA"]
+    assert cache_reads_since(before) == {("user", "miss"): 1}
 
 
 @pytest.fixture
@@ -222,8 +226,7 @@ async def test_a_refused_request_is_refused_before_auth_and_reads_nothing(
     async with http_client(app) as http:
         user = await signed_in_user(http)  # register and login: 2 of the 4
         await warm(http, user, ME)  # 4 of 4
-        cache = app.state.cache
-        counters = (cache.hits, cache.misses, cache.bypasses, cache.prefetch_used)
+        before = cache_reads()
         with (
             recorded_statements(app.state.engine, containing="FROM users") as users_queries,
             redis_round_trips(app) as trips,
@@ -234,5 +237,5 @@ async def test_a_refused_request_is_refused_before_auth_and_reads_nothing(
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert trips == [["EVALSHA"]]
-    assert (cache.hits, cache.misses, cache.bypasses, cache.prefetch_used) == counters
+    assert cache_reads_since(before) == {}
     assert users_queries == []  # not authenticated at all

@@ -12,8 +12,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from app.core.cache import Cache
 from app.core.rate_limit import RateLimiter
 from app.core.redis import RedisBreaker
+from tests.conftest import LogReader
 
 REDIS_URL = os.environ["REDIS_URL"]
+
+
+def events(read: LogReader) -> list[object]:
+    """The events logged since the last read (a read takes the lines it returns)."""
+    return [line["event"] for line in read()]
 
 
 @pytest.fixture
@@ -30,7 +36,7 @@ async def saturated() -> AsyncIterator[Redis]:
 
 
 async def test_a_cache_read_on_a_busy_pool_falls_back_and_keeps_the_breaker_shut(
-    saturated: Redis,
+    saturated: Redis, log_lines: LogReader
 ) -> None:
     breaker = RedisBreaker(open_seconds=30)
     cache = Cache(saturated, ttl_seconds=60, breaker=breaker)
@@ -43,13 +49,15 @@ async def test_a_cache_read_on_a_busy_pool_falls_back_and_keeps_the_breaker_shut
 
     assert await cache.get_or_load("saturation-test", "read", load) == {"value": 1}
     assert loads == 1
-    assert cache.saturated >= 1
+    logged = events(log_lines)
+    assert "cache_pool_saturated" in logged
+    assert "cache_unavailable" not in logged
     assert cache.errors == 0
     assert breaker.available()
 
 
 async def test_a_rate_limit_on_a_busy_pool_falls_back_and_keeps_the_breaker_shut(
-    saturated: Redis,
+    saturated: Redis, log_lines: LogReader
 ) -> None:
     breaker = RedisBreaker(open_seconds=30)
     limiter = RateLimiter(saturated, breaker=breaker)
@@ -57,7 +65,9 @@ async def test_a_rate_limit_on_a_busy_pool_falls_back_and_keeps_the_breaker_shut
     verdict = await limiter.hit(parse("5/minute"), "saturation", "client", fail_open=False)
     assert verdict is not None  # the per-process fallback counted it
     assert verdict.allowed
-    assert limiter.saturated == 2
+    logged = events(log_lines)
+    assert logged.count("rate_limit_pool_saturated") == 2
+    assert "rate_limit_storage_unavailable" not in logged
     assert breaker.available()
 
 
