@@ -16,6 +16,8 @@ from app.accounts.dependencies import prefetch_account
 from app.accounts.router import router as accounts_router
 from app.adjustments.router import router as adjustments_router
 from app.auth.dependencies import prefetch_principal
+from app.auth.router import admin_router as users_admin_router
+from app.auth.router import me_router as password_router
 from app.auth.router import router as auth_router
 from app.core.admission import AdmissionMiddleware, CancelOnDisconnectMiddleware
 from app.core.body_limit import BodyLimitMiddleware
@@ -47,7 +49,6 @@ from app.deposits.signature import SignatureVerifier
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
 from app.payments.router import router as payments_router
-from app.users.router import admin_router as users_admin_router
 from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         auth_router,
         users_router,
+        password_router,
         accounts_router,
         payments_router,
         deposits_router,
