@@ -33,10 +33,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from app.accounts import service as accounts_service
 from app.core.config import Settings
 from app.core.db import create_session_factory
 from app.core.logging import get_logger
+from app.ledger import service as ledger_service
 
 logger = get_logger(__name__)
 
@@ -200,7 +200,7 @@ async def restore_drill(settings: Settings) -> tuple[Path, list[str]]:
             async with engine.connect() as connection:
                 restored = await _manifest(connection)
             async with create_session_factory(engine)() as session:
-                breaches = await accounts_service.verify_ledger(session)
+                breaches = await ledger_service.verify_ledger(session)
         finally:
             await engine.dispose()
     finally:

@@ -39,12 +39,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import backup as backups
 from app import seed as seed_steps
-from app.accounts import service as accounts_service
 from app.core.config import DEV_DEMO_PASSWORD, Environment, Settings, get_settings
 from app.core.db import create_engine, create_session_factory
 from app.core.logging import configure_logging
 from app.core.security import PasswordHasher
 from app.deposits.signature import HEADER, sign
+from app.ledger import service as ledger_service
 from app.local_services import announce, start_missing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ async def verify_ledger(settings: Settings) -> list[str]:
         async with create_session_factory(engine)() as session:
             # Opens the (read-only) transaction: every check sees the same snapshot.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-            return await accounts_service.verify_ledger(session)
+            return await ledger_service.verify_ledger(session)
     finally:
         await engine.dispose()
 

@@ -48,6 +48,7 @@ from app.deposits.router import webhooks_router
 from app.deposits.signature import SignatureVerifier
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
+from app.ledger.router import router as ledger_router
 from app.payments.router import router as payments_router
 from app.users.router import router as users_router
 
@@ -210,6 +211,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         password_router,
         accounts_router,
+        ledger_router,
         payments_router,
         deposits_router,
         webhooks_router,

@@ -9,6 +9,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.users.models",
     "app.auth.models",
     "app.accounts.models",
+    "app.ledger.models",
     "app.payments.models",
     "app.adjustments.models",
     "app.deposits.models",

@@ -1,28 +1,19 @@
-"""Accounts, ledger transactions and ledger entries.
+"""Accounts: wallets in one currency, a user's or the per-currency system account.
 
-Invariants the database itself enforces (see the migration): a user account's balance never
-goes below zero; entries are never updated or deleted; the entries of a transaction sum to
-zero and number at least two (a deferred constraint trigger, checked at commit).
+Invariants the database itself enforces (see the migrations): a user account's balance never
+goes below zero; a system account is one per currency and belongs to no one. The balance is
+written only by the ledger's `ledger_post` (app/ledger/), which keeps it equal to the sum of
+the account's entries.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from sqlalchemy import (
-    BigInteger,
-    CheckConstraint,
-    DateTime,
-    ForeignKey,
-    Index,
-    String,
-    func,
-    text,
-)
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.accounts.schemas import AccountKind, LedgerKind
+from app.accounts.schemas import AccountKind
 from app.core.db import Base, TimestampMixin, one_of
 
 
@@ -60,37 +51,3 @@ class Account(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(String(3))
     name: Mapped[str] = mapped_column(String(100))
     balance: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
-
-
-class LedgerTransaction(Base):
-    """One balanced posting: what moved, and why (`kind`)."""
-
-    __tablename__ = "ledger_transactions"
-    __table_args__ = (CheckConstraint(one_of("kind", LedgerKind), name="kind_valid"),)
-
-    id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
-    )
-    kind: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-
-
-class LedgerEntry(Base):
-    """One signed amount on one account; append-only."""
-
-    __tablename__ = "ledger_entries"
-    __table_args__ = (
-        CheckConstraint("amount <> 0", name="amount_not_zero"),
-        # The statement query: one account's entries in time order (scanned backwards too).
-        Index("ix_ledger_entries_account_id_created_at_id", "account_id", "created_at", "id"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(
-        primary_key=True, default=uuid.uuid4, server_default=text("gen_random_uuid()")
-    )
-    transaction_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("ledger_transactions.id", ondelete="RESTRICT"), index=True
-    )
-    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="RESTRICT"))
-    amount: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

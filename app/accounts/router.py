@@ -1,4 +1,4 @@
-"""HTTP endpoints of the caller's own accounts and statements."""
+"""HTTP endpoints of the caller's own accounts (their statements are the ledger's)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.accounts import service as accounts_service
-from app.accounts.dependencies import SummaryPeriodDep
-from app.accounts.schemas import (
-    AccountCreate,
-    AccountList,
-    AccountRead,
-    AccountSummary,
-    EntryList,
-)
+from app.accounts.schemas import AccountCreate, AccountList, AccountRead
 from app.auth.dependencies import CurrentUser
 from app.core.dependencies import CacheDep, PageParamsDep, SessionDep
 from app.core.openapi import error_responses
@@ -46,39 +39,4 @@ async def read_account(
     """One of your accounts, with its balance in minor units (cached; fresh after every write)."""
     return await accounts_service.get_account(
         session, user_id=user.id, account_id=account_id, cache=cache
-    )
-
-
-@router.get(
-    "/{account_id}/summary",
-    operation_id="read_account_summary",
-    responses=error_responses(401, 404, 422),
-)
-async def read_account_summary(
-    account_id: uuid.UUID,
-    user: CurrentUser,
-    session: SessionDep,
-    cache: CacheDep,
-    period: SummaryPeriodDep,
-) -> AccountSummary:
-    """Totals in and out, and the number of entries, over a period (open-ended if omitted).
-
-    An aggregate over the statement, cached until the account's next posting.
-    """
-    return await accounts_service.get_summary(
-        session, user_id=user.id, account_id=account_id, period=period, cache=cache
-    )
-
-
-@router.get(
-    "/{account_id}/entries",
-    operation_id="list_account_entries",
-    responses=error_responses(401, 404, 422),
-)
-async def list_account_entries(
-    account_id: uuid.UUID, user: CurrentUser, session: SessionDep, page: PageParamsDep
-) -> EntryList:
-    """The account's statement: its ledger entries, newest first (cursor pagination)."""
-    return await accounts_service.list_entries(
-        session, user_id=user.id, account_id=account_id, page=page
     )

@@ -7,12 +7,13 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts.schemas import LedgerKind, Leg
 from app.adjustments import repository
 from app.adjustments.models import Adjustment
 from app.adjustments.schemas import AdjustmentCreate, AdjustmentRead
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
+from app.ledger import service as ledger_service
+from app.ledger.schemas import LedgerKind, Leg
 
 logger = get_logger(__name__)
 
@@ -25,7 +26,7 @@ async def create_adjustment(
     if account is None or account.kind != "user":
         raise NotFoundError("No such account.")
     system_id = await accounts_service.system_account_id(session, currency=account.currency)
-    posted = await accounts_service.post_transaction(
+    posted = await ledger_service.post_transaction(
         session,
         kind=LedgerKind.ADJUSTMENT,
         legs=[

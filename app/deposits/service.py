@@ -17,8 +17,6 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts.errors import CurrencyMismatchError
-from app.accounts.schemas import LedgerKind, Leg
 from app.core.email import Email
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
@@ -34,6 +32,9 @@ from app.deposits.schemas import (
     DepositStatus,
     WebhookEvent,
 )
+from app.ledger import service as ledger_service
+from app.ledger.errors import CurrencyMismatchError
+from app.ledger.schemas import LedgerKind, Leg
 from app.users import service as users_service
 
 logger = get_logger(__name__)
@@ -117,7 +118,7 @@ async def finish_deposit(session: AsyncSession, *, deposit_id: uuid.UUID, charge
     account = await accounts_service.get_account_ref(session, account_id=deposit.account_id)
     assert account is not None  # noqa: S101 - a foreign key guarantees it
     system_id = await accounts_service.system_account_id(session, currency=account.currency)
-    posted = await accounts_service.post_transaction(
+    posted = await ledger_service.post_transaction(
         session,
         kind=LedgerKind.DEPOSIT,
         legs=[

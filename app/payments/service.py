@@ -7,12 +7,14 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts.errors import CurrencyMismatchError
-from app.accounts.schemas import AccountKind, LedgerKind, Leg
+from app.accounts.schemas import AccountKind
 from app.core.errors import NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.metrics import PAYMENTS, count_after_commit
 from app.core.pagination import KeysetPosition, PageParams, build_page
+from app.ledger import service as ledger_service
+from app.ledger.errors import CurrencyMismatchError
+from app.ledger.schemas import LedgerKind, Leg
 from app.payments import repository
 from app.payments.errors import SameAccountError
 from app.payments.repository import PaymentRow
@@ -49,7 +51,7 @@ async def create_payment(
     if not data.currency == source.currency == destination.currency:
         raise CurrencyMismatchError
 
-    posted = await accounts_service.post_transaction(
+    posted = await ledger_service.post_transaction(
         session,
         kind=LedgerKind.PAYMENT,
         legs=[

@@ -58,7 +58,7 @@ async def crash(body: dict[str, Any]) -> None:
 
 @crashing.get("/conflict")
 async def conflict() -> None:
-    from app.accounts.errors import CurrencyMismatchError
+    from app.ledger.errors import CurrencyMismatchError
 
     raise CurrencyMismatchError
 

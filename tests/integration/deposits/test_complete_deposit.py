@@ -9,10 +9,10 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.accounts import service as accounts_service
 from app.deposits import service as deposits_service
 from app.deposits.provider import Charge, FakeProvider, ProviderUnavailableError
 from app.deposits.tasks import complete_deposit
+from app.ledger import service as ledger_service
 from tests.factories import SignedIn, make_deposit, signed_in_user
 
 
@@ -26,7 +26,7 @@ async def _state(
 
 async def _breaches(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     async with sessions() as session:
-        return await accounts_service.verify_ledger(session)
+        return await ledger_service.verify_ledger(session)
 
 
 async def test_a_successful_charge_credits_once_and_a_second_run_does_nothing(

@@ -14,10 +14,10 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.accounts import service as accounts_service
 from app.core.models import TaskOutboxEntry
 from app.deposits.models import WebhookEvent
 from app.deposits.signature import sign, signature
+from app.ledger import service as ledger_service
 from tests.factories import SignedIn, make_deposit, signed_in_user
 
 WEBHOOK = "/api/v1/webhooks/psp"
@@ -89,7 +89,7 @@ async def test_a_signed_success_credits_the_deposit_once_and_a_redelivery_does_n
     entries = await _read(client, user, f"/api/v1/accounts/{account_id}/entries")
     assert len(entries["items"]) == 1
     assert await _receipt_tasks(session, deposit_id) == 1
-    assert await accounts_service.verify_ledger(session) == []
+    assert await ledger_service.verify_ledger(session) == []
 
 
 async def test_a_failure_is_recorded_and_a_later_event_cannot_change_a_final_deposit(
@@ -245,4 +245,4 @@ async def test_the_same_event_delivered_many_times_at_once_credits_once(
     assert (await _read(live_http, user, f"/api/v1/accounts/{account_id}"))["balance"] == 2577
     async with sessions() as session:
         assert await _receipt_tasks(session, deposit_id) == 1
-        assert await accounts_service.verify_ledger(session) == []
+        assert await ledger_service.verify_ledger(session) == []

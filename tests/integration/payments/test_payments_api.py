@@ -12,8 +12,8 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.accounts.models import LedgerEntry
 from app.idempotency.models import IdempotencyKey
+from app.ledger.models import LedgerEntry
 from app.payments.models import Payment
 from tests.assertions import recorded_statements
 from tests.factories import (

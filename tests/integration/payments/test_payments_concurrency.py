@@ -18,8 +18,8 @@ from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.accounts import service as accounts_service
 from app.idempotency.models import IdempotencyKey
+from app.ledger import service as ledger_service
 from app.payments.models import Payment
 from tests.factories import (
     SignedIn,
@@ -150,7 +150,7 @@ async def test_a_bank_run_of_random_transfers_creates_and_loses_nothing(
     assert sum(after) == total_before
     assert min(after) >= 0
     async with sessions() as session:
-        assert await accounts_service.verify_ledger(session) == []
+        assert await ledger_service.verify_ledger(session) == []
         succeeded = await session.scalar(
             select(func.count())
             .select_from(Payment)

@@ -1,4 +1,4 @@
-"""Errors of accounts and ledger postings."""
+"""Why the ledger refuses a posting (the codes `ledger_post` returns, as the API answers them)."""
 
 from __future__ import annotations
 

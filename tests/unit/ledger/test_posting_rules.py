@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from app.accounts.schemas import Leg
-from app.accounts.service import check_legs
+from app.ledger.schemas import Leg
+from app.ledger.service import check_legs
 
 IDS = [uuid.UUID(int=i) for i in range(1, 4)]
 

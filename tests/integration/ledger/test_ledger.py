@@ -11,10 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import repository
-from app.accounts import service as accounts_service
-from app.accounts.schemas import LedgerKind, Leg
 from app.core.errors import Refusal
+from app.ledger import repository
+from app.ledger import service as ledger_service
+from app.ledger.schemas import LedgerKind, Leg
 from tests.factories import (
     SignedIn,
     adjust,
@@ -61,7 +61,7 @@ async def test_a_deadlock_answers_503_writes_nothing_and_the_same_key_then_succe
     assert retried.status_code == 201, retried.text
     assert "Idempotent-Replayed" not in retried.headers
     assert calls == 2
-    assert await accounts_service.verify_ledger(session) == []
+    assert await ledger_service.verify_ledger(session) == []
 
 
 async def test_another_database_error_stays_a_500(
@@ -95,7 +95,7 @@ async def test_a_refused_posting_is_a_value_and_writes_nothing(
     user = await signed_in_user(client)
     source = await open_account(client, user)
     destination = await open_account(client, user, name="other")
-    posted = await accounts_service.post_transaction(
+    posted = await ledger_service.post_transaction(
         session,
         kind=LedgerKind.PAYMENT,
         legs=[
@@ -118,10 +118,10 @@ async def test_verify_names_a_drifted_balance(
     user = await signed_in_user(client)
     account = await open_account(client, user)
     await adjust(client, admin, account["id"], 250)
-    assert await accounts_service.verify_ledger(session) == []
+    assert await ledger_service.verify_ledger(session) == []
     await session.execute(
         text("UPDATE accounts SET balance = balance + 1 WHERE id = :id"), {"id": account["id"]}
     )
-    assert await accounts_service.verify_ledger(session) == [
+    assert await ledger_service.verify_ledger(session) == [
         f"account {account['id']} has balance 251 but its entries sum to 250"
     ]

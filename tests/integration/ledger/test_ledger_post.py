@@ -18,8 +18,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
-from app.accounts.schemas import LedgerKind, Leg
 from app.core.errors import Refusal
+from app.ledger import service as ledger_service
+from app.ledger.schemas import LedgerKind, Leg
 from tests.factories import open_account, signed_in_user
 
 CASES = 200
@@ -87,7 +88,7 @@ async def test_ledger_post_matches_the_model(client: AsyncClient, session: Async
                 )
             # The shared system account has other tests' entries: count this case's only.
             entries_before = await entry_count()
-            posted = await accounts_service.post_transaction(
+            posted = await ledger_service.post_transaction(
                 session, kind=LedgerKind.PAYMENT, legs=legs
             )
             rows = await session.execute(
