@@ -126,7 +126,9 @@ def refusal(item: RateLimitItem, window: Sequence[int]) -> Verdict:
     """The 429's figures from the window's (previous count, ttl ms, current count, ttl ms).
 
     Computed as `limits`' `get_window_stats` does: the reset is the soonest moment a weighted
-    hit fades out of either window.
+    hit fades out of either window. One difference: the current window ends `ttl - expiry` from
+    now, which `limits` writes `ttl % expiry` — 0 instead of a whole window when the refusal
+    comes in the very millisecond the window opened (its key's ttl is then exactly 2 × expiry).
     """
     previous_count, previous_ttl_ms, current_count, current_ttl_ms = window
     expiry = item.get_expiry()
@@ -136,7 +138,7 @@ def refusal(item: RateLimitItem, window: Sequence[int]) -> Verdict:
     if previous_count:
         resets.append(previous_ttl % (expiry / previous_count))
     if current_count:
-        resets.append(current_ttl % expiry)
+        resets.append(current_ttl - expiry if current_ttl > expiry else current_ttl % expiry)
     return Verdict(
         allowed=False,
         limit=item.amount,
