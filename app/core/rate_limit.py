@@ -127,8 +127,8 @@ def refusal(item: RateLimitItem, window: Sequence[int]) -> Verdict:
 
     Computed as `limits`' `get_window_stats` does: the reset is the soonest moment a weighted
     hit fades out of either window. One difference: the current window ends `ttl - expiry` from
-    now, which `limits` writes `ttl % expiry` — 0 instead of a whole window when the refusal
-    comes in the very millisecond the window opened (its key's ttl is then exactly 2 × expiry).
+    now, which `limits` writes `ttl % expiry`: 0 instead of a whole window when the refusal
+    comes in the very millisecond the window opened (its key's ttl is then exactly 2 * expiry).
     """
     previous_count, previous_ttl_ms, current_count, current_ttl_ms = window
     expiry = item.get_expiry()

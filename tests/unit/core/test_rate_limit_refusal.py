@@ -8,7 +8,7 @@ from app.core.rate_limit import refusal
 
 
 def test_a_refusal_in_the_millisecond_a_window_opened_waits_the_whole_window() -> None:
-    # Three hits in the current window, whose key was set with a ttl of 2 × 60 s an instant ago.
+    # Three hits in the current window, whose key was set with a ttl of twice 60 s an instant ago.
     verdict = refusal(parse("3/minute"), (0, 0, 3, 120_000))
     assert (verdict.allowed, verdict.remaining, verdict.reset_after) == (False, 0, 60)
     assert verdict.headers["Retry-After"] == "60"
