@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app, oauth2_token_paths=frozenset({f"{API_PREFIX}/auth/login"}))
     install_openapi(app, currencies=settings.SUPPORTED_CURRENCIES)
+    app.state.settings = settings  # what the dependencies hand on (core.dependencies.SettingsDep)
     app.state.webhook_verifier = SignatureVerifier(
         secret=settings.PSP_WEBHOOK_SECRET.get_secret_value(),
         tolerance_seconds=settings.PSP_WEBHOOK_TOLERANCE_SECONDS,

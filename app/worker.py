@@ -110,6 +110,7 @@ async def startup(state: TaskiqState) -> None:
     settings = get_settings()
     configure_logging(level=settings.LOG_LEVEL, fmt=settings.log_format)
     init_sentry(settings)
+    state.settings = settings  # what tasks hand on, as the API's dependencies do
     state.engine = create_engine(settings)
     state.sessions = create_session_factory(state.engine)
     state.provider = build_provider(settings)

@@ -21,8 +21,8 @@ from app.auth import service as auth_service
 from app.auth.errors import ForbiddenError, NotAuthenticatedError
 from app.auth.schemas import PASSWORD_MAX_LENGTH
 from app.core.cache import Entry
-from app.core.config import get_settings
-from app.core.dependencies import CacheDep, SessionDep, SessionFactoryDep
+from app.core.config import Settings
+from app.core.dependencies import CacheDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.core.rate_limit import client_ip, enforce, get_rate_limiter
 from app.core.types import Text
 from app.users import service as users_service
@@ -46,12 +46,17 @@ oauth2_scheme = OAuth2PasswordBearer(
 
 
 async def get_current_user(
-    session: SessionDep, cache: CacheDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    session: SessionDep,
+    cache: CacheDep,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     """The active user behind the bearer token; 401 otherwise."""
     if not token:
         raise NotAuthenticatedError
-    return await auth_service.authenticate(session, access_token=token, cache=cache)
+    return await auth_service.authenticate(
+        session, settings=settings, access_token=token, cache=cache
+    )
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
@@ -67,13 +72,15 @@ def prefetch_principal(scope: Scope) -> list[Entry]:
     scheme, token = get_authorization_scheme_param(authorization)
     if not authorization or scheme.lower() != "bearer" or not token:
         return []
-    entry = auth_service.principal_entry(token)
+    # Before any dependency runs: the app's settings straight from the app (SettingsDep's source).
+    entry = auth_service.principal_entry(token, settings=scope["app"].state.settings)
     return [entry] if entry is not None else []
 
 
 async def get_current_user_own_session(
     sessions: SessionFactoryDep,
     cache: CacheDep,
+    settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Principal:
     """The active user behind the bearer token, read in a short session closed at once.
@@ -84,7 +91,9 @@ async def get_current_user_own_session(
     if not token:
         raise NotAuthenticatedError
     async with sessions() as session:
-        return await auth_service.authenticate(session, access_token=token, cache=cache)
+        return await auth_service.authenticate(
+            session, settings=settings, access_token=token, cache=cache
+        )
 
 
 CurrentUserOwnSession = Annotated[Principal, Depends(get_current_user_own_session)]
@@ -126,14 +135,13 @@ async def read_login_form(form: Annotated[LoginForm, Form()]) -> LoginForm:
 LoginFormDep = Annotated[LoginForm, Depends(read_login_form)]
 
 
-async def limit_login(request: Request, form: LoginFormDep) -> None:
+async def limit_login(request: Request, form: LoginFormDep, settings: SettingsDep) -> None:
     """Login's own limits, each counted before the password is hashed.
 
     Per client IP; per IP + account (slow guessing from one address); and the account's budget
     of guesses shared by every client not known to it (many addresses, ADR 0014). If Redis is
     down, all three fall back to per-process counters instead of failing open.
     """
-    settings = get_settings()
     ip = client_ip(request.scope)
     account = _account_key(form.username)
     await enforce(request, limit=settings.RATE_LIMIT_LOGIN_PER_IP, name="login-ip", identity=ip)
@@ -143,34 +151,32 @@ async def limit_login(request: Request, form: LoginFormDep) -> None:
         name="login-account",
         identity=f"{ip}:{account}",
     )
-    await spend_guess_budget(request, account=account)
+    await spend_guess_budget(request, settings=settings, account=account)
 
 
-async def remember_login_client(request: Request, form: LoginForm) -> None:
+async def remember_login_client(request: Request, form: LoginForm, settings: Settings) -> None:
     """After a successful sign-in: this client is known to the account (LOGIN_KNOWN_CLIENT_DAYS).
 
     A known client is exempt from the account's shared budget, so strangers who spend it
     cannot lock the real user out of the devices they already use.
     """
-    settings = get_settings()
     if not settings.RATE_LIMIT_ENABLED:
         return
-    known = _client_key(_account_key(form.username), client_ip(request.scope))
+    known = _client_key(_account_key(form.username), client_ip(request.scope), settings)
     await get_rate_limiter(request).exempt(
         GUESS_BUDGET, known, seconds=settings.LOGIN_KNOWN_CLIENT_DAYS * 86_400
     )
 
 
-async def spend_guess_budget(request: Request, *, account: str) -> None:
+async def spend_guess_budget(request: Request, *, settings: Settings, account: str) -> None:
     """Count one password guess against the account's budget, unless this client is known.
 
     Counted before the hash, attempt by attempt: counting failures after it would let a burst
     of concurrent guesses all pass before the first failure is recorded (ADR 0014).
     """
-    settings = get_settings()
     if not settings.RATE_LIMIT_ENABLED:
         return
-    client = _client_key(account, client_ip(request.scope))
+    client = _client_key(account, client_ip(request.scope), settings)
     if await get_rate_limiter(request).is_exempt(GUESS_BUDGET, client):
         return
     await enforce(
@@ -182,7 +188,7 @@ async def spend_guess_budget(request: Request, *, account: str) -> None:
     )
 
 
-async def limit_register(request: Request) -> None:
+async def limit_register(request: Request, settings: SettingsDep) -> None:
     """Registration's own limit, per client IP; a per-process limit while Redis is down.
 
     Fail closed like login: each registration costs an Argon2 hash, so an outage must not
@@ -190,14 +196,17 @@ async def limit_register(request: Request) -> None:
     """
     await enforce(
         request,
-        limit=get_settings().RATE_LIMIT_REGISTER,
+        limit=settings.RATE_LIMIT_REGISTER,
         name="register",
         identity=client_ip(request.scope),
     )
 
 
 async def limit_password_check(
-    request: Request, user: CurrentUserOwnSession, sessions: SessionFactoryDep
+    request: Request,
+    user: CurrentUserOwnSession,
+    sessions: SessionFactoryDep,
+    settings: SettingsDep,
 ) -> Principal:
     """The current user, once this current-password check is within its limits.
 
@@ -206,7 +215,6 @@ async def limit_password_check(
     account's shared budget unless this client signed in to it before (ADR 0014). Counted
     before the hash; per-process fallbacks while Redis is down.
     """
-    settings = get_settings()
     await enforce(
         request,
         limit=settings.RATE_LIMIT_PASSWORD_CHECK,
@@ -216,7 +224,7 @@ async def limit_password_check(
     if settings.RATE_LIMIT_ENABLED:
         async with sessions() as session:  # closed before the hash, like the principal's read
             profile = await users_service.get_user(session, user_id=user.id)
-        await spend_guess_budget(request, account=_account_key(profile.email))
+        await spend_guess_budget(request, settings=settings, account=_account_key(profile.email))
     return user
 
 
@@ -229,7 +237,7 @@ def _account_key(email: str) -> str:
     return hashlib.sha256(normalized.encode()).hexdigest()[:32]
 
 
-def _client_key(account: str, ip: str) -> str:
+def _client_key(account: str, ip: str, settings: Settings) -> str:
     """One client of one account, keyed with SECRET_KEY: kept for weeks, so not reversible."""
-    secret = get_settings().SECRET_KEY.get_secret_value().encode()
+    secret = settings.SECRET_KEY.get_secret_value().encode()
     return hmac.new(secret, f"{account}:{ip}".encode(), hashlib.sha256).hexdigest()[:32]

@@ -21,7 +21,7 @@ from app.auth.dependencies import (
     remember_login_client,
 )
 from app.auth.schemas import PasswordChange, RefreshRequest, TokenPair, UserCreate
-from app.core.dependencies import PasswordHasherDep, SessionDep, SessionFactoryDep
+from app.core.dependencies import PasswordHasherDep, SessionDep, SessionFactoryDep, SettingsDep
 from app.core.openapi import error_responses
 from app.users import service as users_service
 from app.users.schemas import UserAdminRead, UserAdminUpdate, UserRead
@@ -58,6 +58,7 @@ async def login_user(
     form: LoginFormDep,
     sessions: SessionFactoryDep,
     hasher: PasswordHasherDep,
+    settings: SettingsDep,
     request: Request,
     response: Response,
 ) -> TokenPair:
@@ -67,22 +68,22 @@ async def login_user(
     """
     response.headers.update(_NO_STORE)
     tokens = await auth_service.login(
-        sessions, hasher=hasher, email=form.username, password=form.password
+        sessions, hasher=hasher, settings=settings, email=form.username, password=form.password
     )
-    await remember_login_client(request, form)
+    await remember_login_client(request, form, settings)
     return tokens
 
 
 @router.post("/refresh", operation_id="refresh_tokens", responses=error_responses(401, 422))
 async def refresh_tokens(
-    body: RefreshRequest, sessions: SessionFactoryDep, response: Response
+    body: RefreshRequest, sessions: SessionFactoryDep, settings: SettingsDep, response: Response
 ) -> TokenPair:
     """Rotate a refresh token: the presented one is spent and a new pair is returned.
 
     Presenting an already-rotated token revokes every token of that login (`refresh_token_reused`).
     """
     response.headers.update(_NO_STORE)
-    return await auth_service.refresh(sessions, refresh_token=body.refresh_token)
+    return await auth_service.refresh(sessions, settings=settings, refresh_token=body.refresh_token)
 
 
 @router.post(

@@ -21,7 +21,7 @@ from app.auth.errors import (
 from app.auth.models import RefreshToken
 from app.auth.schemas import PASSWORD_MAX_LENGTH, TokenPair, UserCreate, password_problems
 from app.core.cache import Cache, Entry
-from app.core.config import get_settings
+from app.core.config import Settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
 from app.core.security import (
@@ -52,6 +52,7 @@ async def login(
     sessions: async_sessionmaker[AsyncSession],
     *,
     hasher: PasswordHasher,
+    settings: Settings,
     email: str,
     password: str,
 ) -> TokenPair:
@@ -87,28 +88,31 @@ async def login(
                 changed_at=None,
             )
         tokens = await _issue_tokens(
-            session, user_id=credentials.id, family_id=uuid.uuid4(), parent=None
+            session, settings=settings, user_id=credentials.id, family_id=uuid.uuid4(), parent=None
         )
     logger.info("login_succeeded", user_id=str(credentials.id))
     return tokens
 
 
-async def refresh(sessions: async_sessionmaker[AsyncSession], *, refresh_token: str) -> TokenPair:
+async def refresh(
+    sessions: async_sessionmaker[AsyncSession], *, settings: Settings, refresh_token: str
+) -> TokenPair:
     """Rotate a refresh token; a rotated token presented again revokes its whole family.
 
     Runs its own short transaction (like login, ADR 0013): the revocation of a reused token's
     family must commit although the request fails, so it commits first and the 401 follows.
     """
     async with sessions() as session, session.begin():
-        outcome = await _rotate(session, refresh_token=refresh_token)
+        outcome = await _rotate(session, settings=settings, refresh_token=refresh_token)
     if outcome is None:
         raise RefreshTokenReusedError
     return outcome
 
 
-async def _rotate(session: AsyncSession, *, refresh_token: str) -> TokenPair | None:
+async def _rotate(
+    session: AsyncSession, *, settings: Settings, refresh_token: str
+) -> TokenPair | None:
     """The new pair, or None once a reused token's family is revoked (to be committed)."""
-    settings = get_settings()
     now = datetime.now(UTC)
     stored = await repository.get_for_update(session, hash_refresh_token(refresh_token))
     if stored is None or stored.revoked_at is not None:
@@ -130,7 +134,12 @@ async def _rotate(session: AsyncSession, *, refresh_token: str) -> TokenPair | N
         raise InvalidTokenError
     stored.used_at = now
     return await _issue_tokens(
-        session, user_id=stored.user_id, family_id=stored.family_id, parent=stored.id, now=now
+        session,
+        settings=settings,
+        user_id=stored.user_id,
+        family_id=stored.family_id,
+        parent=stored.id,
+        now=now,
     )
 
 
@@ -141,10 +150,10 @@ async def logout(session: AsyncSession, *, refresh_token: str) -> None:
         await repository.revoke_family(session, stored.family_id, datetime.now(UTC))
 
 
-def _verified(access_token: str) -> tuple[AccessClaims, uuid.UUID]:
+def _verified(access_token: str, settings: Settings) -> tuple[AccessClaims, uuid.UUID]:
     """An access token's checked claims and the user they name; 401 (raised) for anything else."""
     try:
-        claims = decode_access_token(access_token, settings=get_settings())
+        claims = decode_access_token(access_token, settings=settings)
     except JwtExpiredError:
         raise TokenExpiredError from None
     except JwtInvalidError:
@@ -155,24 +164,24 @@ def _verified(access_token: str) -> tuple[AccessClaims, uuid.UUID]:
         raise InvalidTokenError from None
 
 
-def principal_entry(access_token: str) -> Entry | None:
+def principal_entry(access_token: str, *, settings: Settings) -> Entry | None:
     """The cache entry `authenticate` will read for this token; None if it would answer 401.
 
     For reading the principal ahead (ADR 0022). The token is verified as `authenticate` does
     it, and remembered, so `authenticate`'s own check costs a dictionary lookup.
     """
     try:
-        _, user_id = _verified(access_token)
+        _, user_id = _verified(access_token, settings)
     except (TokenExpiredError, InvalidTokenError):
         return None
     return users_service.principal_cache_entry(user_id)
 
 
 async def authenticate(
-    session: AsyncSession, *, access_token: str, cache: Cache | None = None
+    session: AsyncSession, *, settings: Settings, access_token: str, cache: Cache | None = None
 ) -> Principal:
     """The active user an access token speaks for; 401 for anything else."""
-    claims, user_id = _verified(access_token)
+    claims, user_id = _verified(access_token, settings)
     principal = await users_service.get_principal(session, user_id=user_id, cache=cache)
     if principal is None or not principal.is_active:
         raise InvalidTokenError
@@ -262,12 +271,12 @@ async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime)
 async def _issue_tokens(
     session: AsyncSession,
     *,
+    settings: Settings,
     user_id: uuid.UUID,
     family_id: uuid.UUID,
     parent: uuid.UUID | None,
     now: datetime | None = None,
 ) -> TokenPair:
-    settings = get_settings()
     now = now or datetime.now(UTC)
     access_token, lifetime = create_access_token(subject=str(user_id), settings=settings, now=now)
     refresh_token = new_refresh_token()

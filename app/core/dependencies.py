@@ -1,4 +1,4 @@
-"""FastAPI dependencies of core: a request's session (or factory), cache, hasher and page.
+"""FastAPI dependencies of core: settings, a request's session (or factory), cache, hasher, page.
 
 The HTTP side of `app.core.db`, `app.core.cache` and `app.core.pagination`,
 which stay free of FastAPI so that domain code (services, repositories, models) can use them.
@@ -14,11 +14,21 @@ from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.cache import Cache, take_stale
+from app.core.config import Settings
 from app.core.pagination import MAX_PAGE_SIZE, PageParams, decode_cursor
 from app.core.security import PasswordHasher
 
 if TYPE_CHECKING:  # at run time it comes from app.state; its module imports the cache
     from app.core.invalidation import Invalidator
+
+
+async def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with: what domain code is handed, never reads itself."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

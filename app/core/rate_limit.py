@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.cache import READ_ENTRIES_LUA, Cache, Entry, Prefetch, Prefetched, serve_prefetched
-from app.core.config import Settings, get_settings
+from app.core.config import Settings
 from app.core.error_handlers import app_error_response, request_id_of
 from app.core.errors import RateLimitedError
 from app.core.http_headers import add_missing_headers
@@ -330,7 +330,7 @@ async def enforce(
     detail: str | None = None,
 ) -> None:
     """Count a stricter, route-specific limit; raise RateLimitedError when it is exceeded."""
-    if not get_settings().RATE_LIMIT_ENABLED:
+    if not request.app.state.settings.RATE_LIMIT_ENABLED:
         return
     verdict = await get_rate_limiter(request).hit(parse(limit), name, identity, fail_open=fail_open)
     if verdict is not None and not verdict.allowed:

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import Context, TaskiqDepends
 
 from app.core.broker import TASK_TIMEOUT_SECONDS, broker
-from app.core.config import get_settings
 from app.core.email import EmailInDoubtError, EmailNotSentError, EmailSender
 from app.core.logging import get_logger
 from app.deposits import service as deposits_service
@@ -120,7 +119,7 @@ async def sweep_task(context: Annotated[Context, TaskiqDepends()]) -> dict[str, 
     Pending deposits untouched for twice the redelivery window (the broker's own redelivery
     has had its chance) get their task again, and missing receipts theirs.
     """
-    stale_after = timedelta(seconds=2 * get_settings().TASK_REDELIVERY_SECONDS)
+    stale_after = timedelta(seconds=2 * context.state.settings.TASK_REDELIVERY_SECONDS)
     async with context.state.sessions() as session, session.begin():
         swept = await deposits_service.sweep(session, stale_after=stale_after)
     if swept.redriven or swept.receipts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 from pydantic.json_schema import SkipJsonSchema
 
 from app.auth.dependencies import CurrentUser
+from app.core.dependencies import SettingsDep
 from app.core.error_handlers import request_id_of
 from app.core.errors import PROBLEM_MEDIA_TYPE
 from app.idempotency.errors import IdempotencyKeyInvalidError, IdempotencyKeyMissingError
@@ -32,6 +34,7 @@ def _canonical_body(raw: bytes) -> bytes:
 async def idempotent_request(
     request: Request,
     user: CurrentUser,
+    settings: SettingsDep,
     idempotency_key: Annotated[
         str | SkipJsonSchema[None],
         Header(
@@ -60,6 +63,7 @@ async def idempotent_request(
         key=key,
         fingerprint=digest.hexdigest(),
         request_id=request_id_of(request),
+        kept_for=timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS),
     )
 
 

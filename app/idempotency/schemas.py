@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict
 
 
 class IdempotentRequest(BaseModel):
-    """Who sent which key to which endpoint, and the fingerprint of what they sent."""
+    """Who sent which key to which endpoint, and the fingerprint of what they sent.
+
+    `kept_for`: how long the outcome is kept for replays (`IDEMPOTENCY_KEY_TTL_SECONDS`).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -17,6 +21,7 @@ class IdempotentRequest(BaseModel):
     key: str
     fingerprint: str
     request_id: str | None
+    kept_for: timedelta
 
 
 class IdempotentOutcome(BaseModel):

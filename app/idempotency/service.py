@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.config import get_settings
 from app.core.errors import AppError, Refusal, app_error_body
 from app.core.logging import get_logger
 from app.core.metrics import IDEMPOTENT_REPLAYS
@@ -69,7 +68,7 @@ async def run_once(
         fingerprint=request.fingerprint,
         response_status=status_code,
         response_body=body,
-        expires_at=now + timedelta(seconds=get_settings().IDEMPOTENCY_KEY_TTL_SECONDS),
+        expires_at=now + request.kept_for,
     )
     return IdempotentOutcome(status_code=status_code, body=body, replayed=False)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 from asgi_lifespan import LifespanManager
@@ -28,6 +28,17 @@ async def started_app(*routers: APIRouter) -> AsyncIterator[FastAPI]:
         application.include_router(router)
     async with LifespanManager(application):
         yield application
+
+
+@contextmanager
+def settings_changed(app: FastAPI, **changes: object) -> Iterator[None]:
+    """A started app's settings changed while the block runs (it reads its own, not the env)."""
+    original = app.state.settings
+    app.state.settings = original.model_copy(update=changes)
+    try:
+        yield
+    finally:
+        app.state.settings = original
 
 
 @asynccontextmanager

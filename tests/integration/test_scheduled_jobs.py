@@ -19,6 +19,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 
 from app.auth.models import RefreshToken
 from app.auth.tasks import delete_expired_refresh_tokens_task
+from app.core.config import get_settings
 from app.core.models import TaskOutboxEntry
 from app.core.security import hash_refresh_token
 from app.deposits.models import Deposit
@@ -42,8 +43,9 @@ async def test_every_job_has_one_cron_schedule_from_its_labels() -> None:
 
 
 def _context(sessions: async_sessionmaker[AsyncSession]) -> Context:
-    # What the jobs use of a worker's context: the session factory its start-up made.
-    return cast(Context, SimpleNamespace(state=SimpleNamespace(sessions=sessions)))
+    # What the jobs use of a worker's context: the settings and session factory of its start-up.
+    state = SimpleNamespace(settings=get_settings(), sessions=sessions)
+    return cast(Context, SimpleNamespace(state=state))
 
 
 async def test_the_clean_up_jobs_delete_what_expired(

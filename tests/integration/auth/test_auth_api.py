@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,7 @@ from app.users.models import User
 from tests.assertions import problem
 from tests.conftest import LogReader
 from tests.factories import DEFAULT_PASSWORD, login, register, signed_in_user, unique_email
+from tests.integration.conftest import settings_changed
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -333,30 +335,29 @@ async def test_refresh_rotates_and_the_new_pair_works(client: AsyncClient) -> No
 
 
 async def test_replaying_a_rotated_token_revokes_the_whole_family(
-    client: AsyncClient, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI, client: AsyncClient, session: AsyncSession
 ) -> None:
-    monkeypatch.setenv("REFRESH_REUSE_GRACE_SECONDS", "0")
-    get_settings.cache_clear()
-    user = await signed_in_user(client)
-    first = (await client.post(REFRESH, json={"refresh_token": user.refresh_token})).json()
-    newest = (await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})).json()
+    with settings_changed(app, REFRESH_REUSE_GRACE_SECONDS=0):
+        user = await signed_in_user(client)
+        first = (await client.post(REFRESH, json={"refresh_token": user.refresh_token})).json()
+        newest = (await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})).json()
 
-    replay = await client.post(REFRESH, json={"refresh_token": user.refresh_token})
-    problem(replay, 401, "refresh_token_reused")
-    # The revocation was committed although the request failed, and it reaches the newest token.
-    problem(
-        await client.post(REFRESH, json={"refresh_token": newest["refresh_token"]}),
-        401,
-        "invalid_token",
-    )
-    family = (
-        await session.execute(
-            select(RefreshToken.revoked_at).where(
-                RefreshToken.token_hash == hash_refresh_token(newest["refresh_token"])
-            )
+        replay = await client.post(REFRESH, json={"refresh_token": user.refresh_token})
+        problem(replay, 401, "refresh_token_reused")
+        # The revocation was committed although the request failed, and it reaches the newest token.
+        problem(
+            await client.post(REFRESH, json={"refresh_token": newest["refresh_token"]}),
+            401,
+            "invalid_token",
         )
-    ).scalar_one()
-    assert family is not None
+        family = (
+            await session.execute(
+                select(RefreshToken.revoked_at).where(
+                    RefreshToken.token_hash == hash_refresh_token(newest["refresh_token"])
+                )
+            )
+        ).scalar_one()
+        assert family is not None
 
 
 async def test_a_replay_within_the_grace_window_is_refused_without_revoking(
@@ -372,17 +373,14 @@ async def test_a_replay_within_the_grace_window_is_refused_without_revoking(
     assert still_good.status_code == 200
 
 
-async def test_other_logins_survive_a_family_revocation(
-    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("REFRESH_REUSE_GRACE_SECONDS", "0")
-    get_settings.cache_clear()
-    user = await signed_in_user(client)
-    other_device = await login(client, email=user.email, password=user.password)
-    await client.post(REFRESH, json={"refresh_token": user.refresh_token})
-    await client.post(REFRESH, json={"refresh_token": user.refresh_token})  # reuse
-    ok = await client.post(REFRESH, json={"refresh_token": other_device["refresh_token"]})
-    assert ok.status_code == 200
+async def test_other_logins_survive_a_family_revocation(app: FastAPI, client: AsyncClient) -> None:
+    with settings_changed(app, REFRESH_REUSE_GRACE_SECONDS=0):
+        user = await signed_in_user(client)
+        other_device = await login(client, email=user.email, password=user.password)
+        await client.post(REFRESH, json={"refresh_token": user.refresh_token})
+        await client.post(REFRESH, json={"refresh_token": user.refresh_token})  # reuse
+        ok = await client.post(REFRESH, json={"refresh_token": other_device["refresh_token"]})
+        assert ok.status_code == 200
 
 
 async def test_an_expired_refresh_token_is_token_expired(

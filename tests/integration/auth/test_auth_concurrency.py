@@ -14,7 +14,7 @@ from app.auth.dependencies import AdminUser
 from app.core.config import get_settings
 from app.core.security import PasswordHasher
 from tests.factories import signed_in_user
-from tests.integration.conftest import http_client, started_app
+from tests.integration.conftest import http_client, settings_changed, started_app
 
 LOGIN = "/api/v1/auth/login"
 PASSWORD = "/api/v1/users/me/password"
@@ -57,22 +57,21 @@ async def test_concurrent_refreshes_of_one_token_yield_exactly_one_new_pair(
 
 
 async def test_concurrent_replays_after_the_grace_window_revoke_everything(
-    http: AsyncClient, monkeypatch: pytest.MonkeyPatch
+    committing_app: FastAPI, http: AsyncClient
 ) -> None:
-    monkeypatch.setenv("REFRESH_REUSE_GRACE_SECONDS", "0")
-    get_settings.cache_clear()
-    user = await signed_in_user(http)
-    newest = (await http.post(REFRESH, json={"refresh_token": user.refresh_token})).json()
-    replays = await asyncio.gather(
-        *(http.post(REFRESH, json={"refresh_token": user.refresh_token}) for _ in range(5))
-    )
-    # The first replay to get the row lock revokes the family; the rest then find it revoked.
-    assert Counter(r.json()["error"] for r in replays) == {
-        "refresh_token_reused": 1,
-        "invalid_token": 4,
-    }
-    after = await http.post(REFRESH, json={"refresh_token": newest["refresh_token"]})
-    assert after.json()["error"] == "invalid_token"
+    with settings_changed(committing_app, REFRESH_REUSE_GRACE_SECONDS=0):
+        user = await signed_in_user(http)
+        newest = (await http.post(REFRESH, json={"refresh_token": user.refresh_token})).json()
+        replays = await asyncio.gather(
+            *(http.post(REFRESH, json={"refresh_token": user.refresh_token}) for _ in range(5))
+        )
+        # The first replay to get the row lock revokes the family; the rest then find it revoked.
+        assert Counter(r.json()["error"] for r in replays) == {
+            "refresh_token_reused": 1,
+            "invalid_token": 4,
+        }
+        after = await http.post(REFRESH, json={"refresh_token": newest["refresh_token"]})
+        assert after.json()["error"] == "invalid_token"
 
 
 async def test_admin_only_routes_answer_403_to_users_and_serve_admins(

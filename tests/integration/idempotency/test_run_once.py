@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from fastapi import status
 from httpx import AsyncClient
@@ -25,6 +26,7 @@ def request_for(user: SignedIn, key: str, fingerprint: str = "f" * 64) -> Idempo
         key=key,
         fingerprint=fingerprint,
         request_id="test",
+        kept_for=timedelta(hours=1),
     )
 
 

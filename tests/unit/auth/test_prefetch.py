@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -14,7 +15,9 @@ from app.users import service as users_service
 
 
 def scope(*headers: tuple[bytes, bytes]) -> dict[str, object]:
-    return {"type": "http", "path": "/api/v1/users/me", "headers": list(headers)}
+    # Starlette puts the app in every scope; prefetch_principal reads its settings there.
+    app = SimpleNamespace(state=SimpleNamespace(settings=get_settings()))
+    return {"type": "http", "path": "/api/v1/users/me", "headers": list(headers), "app": app}
 
 
 def token(subject: str, *, issued: datetime | None = None) -> str:
