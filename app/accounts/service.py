@@ -85,16 +85,13 @@ async def get_account_ref(session: AsyncSession, *, account_id: uuid.UUID) -> Ac
 async def get_account_refs(
     session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, AccountRef]:
-    """Owner, kind and currency of each existing account among `account_ids`, in one query."""
+    """Owner, kind and currency of each existing account among `account_ids`, in one query.
+
+    The one look-up of accounts for other modules (`get_account_ref` asks it for one).
+    """
+    if not account_ids:  # an empty page: nothing to ask the database
+        return {}
     return {ref.id: ref for ref in await repository.get_account_refs(session, account_ids)}
-
-
-async def currencies_of(
-    session: AsyncSession, *, account_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, str]:
-    """The currency of each account, in one query."""
-    refs = await get_account_refs(session, account_ids=account_ids) if account_ids else {}
-    return {account_id: ref.currency for account_id, ref in refs.items()}
 
 
 async def system_account_id(session: AsyncSession, *, currency: str) -> uuid.UUID:

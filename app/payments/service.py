@@ -100,10 +100,10 @@ async def get_payment(
     payment = await repository.get_owned(session, owner_id, payment_id)
     if payment is None:
         raise NotFoundError("No such payment.")
-    currencies = await accounts_service.currencies_of(
+    refs = await accounts_service.get_account_refs(
         session, account_ids=[payment.source_account_id]
     )
-    return _read(payment, currencies[payment.source_account_id])
+    return _read(payment, refs[payment.source_account_id].currency)
 
 
 async def list_payments(
@@ -113,14 +113,14 @@ async def list_payments(
     rows = await repository.list_owned(
         session, owner_id, filters=filters, after=page.after, limit=page.limit
     )
-    currencies = await accounts_service.currencies_of(
+    sources = await accounts_service.get_account_refs(
         session, account_ids=list(dict.fromkeys(p.source_account_id for p in rows))
     )
     return build_page(
         PaymentList,
         rows,
         limit=page.limit,
-        to_item=lambda p: _read(p, currencies[p.source_account_id]),
+        to_item=lambda p: _read(p, sources[p.source_account_id].currency),
         position=lambda p: KeysetPosition(created_at=p.created_at, id=p.id),
     )
 
