@@ -72,8 +72,8 @@ class Server:
     def stop(self, timeout: float = 20.0) -> tuple[int, str]:
         """SIGTERM, wait, and return the exit code and everything it logged.
 
-        uvicorn re-raises the SIGTERM it handled once shutdown is complete, so a clean stop
-        of plain uvicorn exits "killed by signal 15" (-15 here, 143 in a shell).
+        `python -m app.server` exits 0 once its shutdown is complete; a process that re-raises
+        the SIGTERM it handled (plain uvicorn does) exits -15 here (143 in a shell).
         """
         if self.process.poll() is None:
             self.process.terminate()
@@ -140,28 +140,11 @@ def start_app_server(port: int, env: dict[str, str] | None = None) -> Server:
     return start_server([sys.executable, "-m", "app.server"], port, env=settings)
 
 
-def uvicorn_command(port: int) -> list[str]:
-    """How the image runs the API: one uvicorn process, our access log instead of uvicorn's."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "5",
-    ]
-
-
 @pytest.fixture
 def server(migrated_database: str) -> Iterator[Server]:
-    """A real uvicorn process on the migrated test database."""
+    """A real API process on the migrated test database, started as the image starts it."""
     port = free_port()
-    running = start_server(uvicorn_command(port), port)
+    running = start_app_server(port)
     yield running
     running.stop()
 

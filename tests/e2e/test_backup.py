@@ -29,8 +29,7 @@ from tests.e2e.conftest import (
     free_port,
     new_customer,
     request_deposit,
-    start_server,
-    uvicorn_command,
+    start_app_server,
 )
 from tests.e2e.test_worker import Worker
 
@@ -51,7 +50,7 @@ def money_moved(migrated_database: str) -> dict[str, int]:
     """Deposits completed by a real worker and payments between two customers: the balances."""
     queue = f"ledger:test-tasks:{uuid.uuid4().hex[:8]}"  # this test's own stream
     port = free_port()
-    server = start_server(uvicorn_command(port), port, env={"TASK_QUEUE": queue})
+    server = start_app_server(port, env={"TASK_QUEUE": queue})
     worker = Worker(queue)
     try:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:

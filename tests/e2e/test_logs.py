@@ -27,8 +27,7 @@ from tests.e2e.conftest import (
     free_port,
     new_customer,
     request_deposit,
-    start_server,
-    uvicorn_command,
+    start_app_server,
 )
 from tests.e2e.test_worker import Worker
 
@@ -109,9 +108,7 @@ def test_loki_takes_what_alloy_sends_where_grafana_reads_it() -> None:
 def api(migrated_database: str) -> Iterator[tuple[Server, str]]:
     queue = f"ledger:test-tasks:{uuid.uuid4().hex[:8]}"
     port = free_port()
-    server = start_server(
-        uvicorn_command(port), port, env={"TASK_QUEUE": queue, "LOG_FORMAT": "json"}
-    )
+    server = start_app_server(port, env={"TASK_QUEUE": queue, "LOG_FORMAT": "json"})
     yield server, queue
     server.stop()
 

@@ -36,8 +36,7 @@ from tests.e2e.conftest import (
     new_customer,
     read_log,
     request_deposit,
-    start_server,
-    uvicorn_command,
+    start_app_server,
 )
 
 WORKER_ENV = {"PSP_FAKE_LATENCY_MS": "50", "OUTBOX_POLL_SECONDS": "0.2"}
@@ -52,7 +51,7 @@ def queue() -> str:
 @pytest.fixture
 def api(migrated_database: str, queue: str) -> Iterator[Server]:
     port = free_port()
-    server = start_server(uvicorn_command(port), port, env={"TASK_QUEUE": queue})
+    server = start_app_server(port, env={"TASK_QUEUE": queue})
     yield server
     server.stop()
 
@@ -326,7 +325,7 @@ def test_a_deposit_committed_while_redis_is_down_completes_when_it_is_back(
 ) -> None:
     port = free_port()
     env = {"TASK_QUEUE": queue, "REDIS_URL": private_redis.url}
-    api = start_server(uvicorn_command(port), port, env=env)
+    api = start_app_server(port, env=env)
     worker = Worker(queue, REDIS_URL=private_redis.url)
     try:
         worker.wait_for("Listening started")
