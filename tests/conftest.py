@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,9 @@ _BASE_URL = make_url(
 ).set(database="postgres")
 TEST_DATABASE_NAME = f"ledger_test_{uuid.uuid4().hex[:10]}"
 TEST_DATABASE_URL = _BASE_URL.set(database=TEST_DATABASE_NAME).render_as_string(hide_password=False)
+# A pristine copy of the migrated database that nobody connects to: what tests that really
+# commit clone for a database of their own (CREATE DATABASE ... TEMPLATE needs an idle source).
+TEMPLATE_DATABASE_NAME = f"{TEST_DATABASE_NAME}_template"
 # Redis database 15 keeps test keys away from anything else on a shared server; TEST_REDIS_DB
 # picks another, so two suites (two checkouts) can run side by side without flushing each other.
 _REDIS_SERVER = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0").rsplit("/", 1)[0]
@@ -96,13 +100,33 @@ def alembic_config() -> Config:
 
 @pytest.fixture(scope="session")
 def migrated_database() -> Iterator[str]:
-    """Create the test database, build the schema with `alembic upgrade head`, drop it after."""
+    """Create the test database, build the schema with `alembic upgrade head`, drop it after.
+
+    Also its template copy (see `database_copy`), made before anything else connects.
+    """
     admin_execute(f'CREATE DATABASE "{TEST_DATABASE_NAME}"')
     try:
         command.upgrade(alembic_config(), "head")
+        admin_execute(f'CREATE DATABASE "{TEMPLATE_DATABASE_NAME}" TEMPLATE "{TEST_DATABASE_NAME}"')
         yield TEST_DATABASE_URL
     finally:
+        admin_execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DATABASE_NAME}" WITH (FORCE)')
         admin_execute(f'DROP DATABASE IF EXISTS "{TEST_DATABASE_NAME}" WITH (FORCE)')
+
+
+@contextmanager
+def database_copy(migrated_database: str) -> Iterator[str]:
+    """A migrated database of one's own (a copy of the template), dropped afterwards.
+
+    For tests that commit: what they write is theirs alone, so a check over the whole database
+    (`ledger verify`) sees only their rows, whatever ran before them.
+    """
+    name = f"{TEST_DATABASE_NAME}_{uuid.uuid4().hex[:8]}"
+    admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DATABASE_NAME}"')
+    try:
+        yield make_url(migrated_database).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,8 @@
-"""Integration fixtures: the real app on the real Postgres and Redis, each test rolled back."""
+"""Integration fixtures: the real app on the real Postgres and Redis, each test isolated.
+
+Most tests run in a transaction that is rolled back; the `live_*` ones really commit, into a
+database of their own. Every test starts with an empty test Redis database.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,15 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
-from redis.asyncio import Redis
+from redis import Redis as SyncRedis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
+from app.core.cache import take_stale
+from app.core.config import get_settings
 from app.main import create_app
 from app.users import service as users_service
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, database_copy
 from tests.factories import SignedIn, signed_in_user
 
 
@@ -49,14 +55,12 @@ async def http_client(asgi: ASGIApp) -> AsyncIterator[AsyncClient]:
         yield client
 
 
-@pytest.fixture
-async def empty_redis(migrated_database: str) -> AsyncIterator[None]:
-    """The test Redis database, emptied before and after the test (rate-limit counters)."""
-    redis = Redis.from_url(TEST_REDIS_URL)
-    await redis.flushdb()
-    yield
-    await redis.flushdb()
-    await redis.aclose()
+@pytest.fixture(autouse=True)
+def _empty_redis() -> None:
+    """The test Redis database, emptied before each test: no counter, cached entry or
+    generation of another test's is seen (nor an outcome that depends on their order)."""
+    with SyncRedis.from_url(TEST_REDIS_URL) as redis:
+        redis.flushdb()
 
 
 def asgi_scope(
@@ -126,20 +130,32 @@ async def client(app: FastAPI, db_connection: AsyncConnection) -> AsyncIterator[
 
 
 @pytest.fixture
-async def admin(client: AsyncClient, session: AsyncSession) -> SignedIn:
-    """A signed-in admin (promoted inside the test's transaction)."""
+async def admin(app: FastAPI, client: AsyncClient, session: AsyncSession) -> SignedIn:
+    """A signed-in admin (promoted inside the test's transaction; its cached principal gone)."""
     user = await signed_in_user(client)
     await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
     await session.flush()
+    # As the request's session dependency does after its commit: a principal cached as a
+    # plain user must not outlive the promotion.
+    await app.state.invalidator.after_commit(take_stale(session))
     return user
 
 
 # --- real commits: for concurrency tests, where a rolled-back connection cannot serve ------
 
 
-@pytest.fixture(scope="session")
-async def live_app(migrated_database: str) -> AsyncIterator[FastAPI]:
-    """An app whose requests really commit, on a real pool (no rolled-back test transaction)."""
+@pytest.fixture
+def live_database(migrated_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database of the test's own, named by DATABASE_URL for the app, the CLI and Alembic."""
+    with database_copy(migrated_database) as url:
+        monkeypatch.setenv("DATABASE_URL", url)
+        get_settings.cache_clear()
+        yield url
+
+
+@pytest.fixture
+async def live_app(live_database: str) -> AsyncIterator[FastAPI]:
+    """An app whose requests really commit, on a real pool, into the test's own database."""
     async with started_app() as application:
         yield application
 
@@ -160,10 +176,12 @@ def sessions(live_app: FastAPI) -> async_sessionmaker[AsyncSession]:
 
 @pytest.fixture
 async def live_admin(
-    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+    live_app: FastAPI, live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> SignedIn:
-    """A signed-in admin, promoted in a committed transaction."""
+    """A signed-in admin, promoted in a committed transaction (its cached principal gone)."""
     user = await signed_in_user(live_http)
     async with sessions() as session, session.begin():
         await users_service.promote_to_admin(session, user_id=uuid.UUID(user.id))
+        stale = take_stale(session)
+    await live_app.state.invalidator.after_commit(stale)
     return user

@@ -13,7 +13,6 @@ from tests.factories import DEFAULT_PASSWORD, register, unique_email
 from tests.integration.conftest import http_client, started_app
 
 # Rate-limit counters start from zero in every test.
-pytestmark = pytest.mark.usefixtures("empty_redis")
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"

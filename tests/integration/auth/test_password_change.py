@@ -15,7 +15,6 @@ from tests.factories import DEFAULT_PASSWORD, SignedIn, register, signed_in_user
 from tests.integration.conftest import http_client, started_app
 
 # Rate-limit counters start from zero in every test.
-pytestmark = pytest.mark.usefixtures("empty_redis")
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/users/me"

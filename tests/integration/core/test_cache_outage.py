@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from alembic import command
 from fastapi import FastAPI
 from httpx import AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -41,7 +40,7 @@ from app.core.config import get_settings
 from app.core.db import create_session_factory
 from app.core.invalidation import Invalidator
 from app.users import service as users_service
-from tests.conftest import TEST_DATABASE_URL, admin_execute, alembic_config
+from tests.conftest import database_copy
 from tests.factories import DEFAULT_PASSWORD, SignedIn, adjust, login, open_account, signed_in_user
 from tests.integration.conftest import http_client, started_app
 from tests.integration.core.redis_outage import StallableProxy, private_redis
@@ -54,19 +53,9 @@ REDRIVE_SECONDS = 0.5
 
 
 @pytest.fixture(scope="module")
-def outage_database() -> Iterator[str]:
-    url = make_url(TEST_DATABASE_URL)
-    name = f"{url.database}_outage"
-    admin_execute(f'CREATE DATABASE "{name}"')
-    try:
-        config = alembic_config()
-        config.attributes["database_url"] = url.set(database=name).render_as_string(
-            hide_password=False
-        )
-        command.upgrade(config, "head")
-        yield str(config.attributes["database_url"])
-    finally:
-        admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def outage_database(migrated_database: str) -> Iterator[str]:
+    with database_copy(migrated_database) as url:
+        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from tests.integration.conftest import http_client, started_app
 from tests.metrics import sample
 
 # Rate-limit counters start from zero in every test.
-pytestmark = pytest.mark.usefixtures("empty_redis")
 
 ME = "/api/v1/users/me"
 LOGIN = "/api/v1/auth/login"

@@ -210,9 +210,7 @@ async def test_a_role_change_committed_elsewhere_is_seen_by_the_next_read_ahead(
 
 
 @pytest.fixture
-async def small_limit_app(
-    monkeypatch: pytest.MonkeyPatch, empty_redis: None
-) -> AsyncIterator[FastAPI]:
+async def small_limit_app(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FastAPI]:
     monkeypatch.setenv("RATE_LIMIT_DEFAULT", "4/minute")
     get_settings.cache_clear()
     async with started_app() as application:
