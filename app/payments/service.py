@@ -100,9 +100,7 @@ async def get_payment(
     payment = await repository.get_owned(session, owner_id, payment_id)
     if payment is None:
         raise NotFoundError("No such payment.")
-    refs = await accounts_service.get_account_refs(
-        session, account_ids=[payment.source_account_id]
-    )
+    refs = await accounts_service.get_account_refs(session, account_ids=[payment.source_account_id])
     return _read(payment, refs[payment.source_account_id].currency)
 
 
