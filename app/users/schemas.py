@@ -37,8 +37,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Omitted means "unchanged"; null is refused, as the contract says (no null in its schema).
-    # The length constraints sit on the `str` alone: on the union they crashed on null — a 500
-    # that schemathesis found.
+    # The length constraints sit on the `str` alone: on the union they crash on null (a 500).
     full_name: (
         Annotated[NonBlankText, Field(min_length=1, max_length=200)] | SkipJsonSchema[None]
     ) = None

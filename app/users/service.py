@@ -50,9 +50,7 @@ async def create_user(
 
 async def get_user(session: AsyncSession, *, user_id: uuid.UUID) -> UserRead:
     """The user's profile; NotFoundError if there is no such user."""
-    user = await repository.get_by_id(session, user_id)
-    if user is None:
-        raise NotFoundError
+    user = await _existing(session, user_id)
     return UserRead.model_validate(user)
 
 
@@ -135,9 +133,7 @@ async def update_profile(
     session: AsyncSession, *, user_id: uuid.UUID, changes: UserUpdate
 ) -> UserRead:
     """Apply the fields the caller sent (PATCH semantics)."""
-    user = await repository.get_by_id(session, user_id)
-    if user is None:
-        raise NotFoundError
+    user = await _existing(session, user_id)
     for field, value in changes.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(user, field, value)
@@ -155,9 +151,7 @@ async def set_active(
     Deactivating also moves the access-token cut-off (`password_changed_at`, ADR 0012) to
     `now`: tokens issued before a deactivation stay refused after a reactivation.
     """
-    user = await repository.get_by_id(session, user_id)
-    if user is None:
-        raise NotFoundError
+    user = await _existing(session, user_id)
     if user.is_active == is_active:
         return
     user.is_active = is_active
@@ -170,17 +164,21 @@ async def set_active(
 
 async def get_user_admin_view(session: AsyncSession, *, user_id: uuid.UUID) -> UserAdminRead:
     """The user as the back office sees it; NotFoundError if there is no such user."""
-    user = await repository.get_by_id(session, user_id)
-    if user is None:
-        raise NotFoundError
+    user = await _existing(session, user_id)
     return UserAdminRead.model_validate(user)
 
 
 async def promote_to_admin(session: AsyncSession, *, user_id: uuid.UUID) -> None:
     """Give a user the admin role (used by the seed)."""
-    user = await repository.get_by_id(session, user_id)
-    if user is None:
-        raise NotFoundError
+    user = await _existing(session, user_id)
     user.role = Role.ADMIN
     await session.flush()
     mark_stale(session, cache_scope(user_id))
+
+
+async def _existing(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """The user with this id; NotFoundError if there is none."""
+    user = await repository.get_by_id(session, user_id)
+    if user is None:
+        raise NotFoundError
+    return user
