@@ -170,6 +170,15 @@ async def with_new_password(node: Instance, user: SignedIn) -> SignedIn:
     )
 
 
+async def warmed_user(nodes: list[Instance]) -> tuple[SignedIn, dict[str, object]]:
+    """A new user with an account, signed up through the first instance; every instance has
+    the principal and the balance in the cache (read twice: a hit)."""
+    user = await signed_in_user(nodes[0].http)
+    account = await open_account(nodes[0].http, user)
+    await warm(nodes, user, account)
+    return user, account
+
+
 async def warm(nodes: list[Instance], user: SignedIn, account: dict[str, object]) -> None:
     """Every instance has the principal and the balance in the cache (read twice: a hit)."""
     for node in nodes:
@@ -190,9 +199,7 @@ async def test_the_row_scenario_a_stall_for_everyone_is_not_undone_by_recovery(
     path_a, path_b = await new_path(), await new_path()
     async with instance(path_a, monkeypatch) as a, instance(path_b, monkeypatch) as b:
         admin = await signed_in_admin(a)
-        user = await signed_in_user(a.http)
-        account = await open_account(a.http, user)
-        await warm([a, b], user, account)
+        user, account = await warmed_user([a, b])
 
         path_a.stall()
         path_b.stall()
@@ -237,9 +244,7 @@ async def test_an_instance_that_reaches_redis_refuses_at_once_what_another_could
         instance(path_a, monkeypatch, **slow_poll) as a,
         instance(path_b, monkeypatch, **slow_poll) as b,
     ):
-        user = await signed_in_user(a.http)
-        account = await open_account(a.http, user)
-        await warm([a, b], user, account)
+        user, _ = await warmed_user([a, b])
 
         path_a.stall()
         await with_new_password(a, user)
@@ -266,9 +271,7 @@ async def test_what_a_dead_instance_missed_is_applied_by_the_others_and_by_a_new
     path_a, path_b = await new_path(), await new_path()
     async with instance(path_b, monkeypatch) as b:
         async with instance(path_a, monkeypatch) as a:
-            user = await signed_in_user(a.http)
-            account = await open_account(a.http, user)
-            await warm([a, b], user, account)
+            user, _ = await warmed_user([a, b])
             path_a.stall()
             path_b.stall()
             await with_new_password(a, user)
@@ -294,9 +297,7 @@ async def test_a_worker_commit_that_nobody_bumps_is_applied_everywhere(
 ) -> None:
     """A task or the CLI commits its own session and calls nothing after it."""
     async with instance(await new_path(), monkeypatch, CACHE_REDRIVE_SECONDS="30") as a:
-        user = await signed_in_user(a.http)
-        account = await open_account(a.http, user)
-        await warm([a], user, account)
+        user, _ = await warmed_user([a])
         async with a.app.state.session_factory() as session, session.begin():
             credentials = await users_service.get_credentials(session, email=user.email)
             assert credentials is not None
