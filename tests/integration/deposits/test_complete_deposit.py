@@ -12,7 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.deposits import service as deposits_service
-from app.deposits.provider import Charge, FakeProvider, ProviderUnavailableError
+from app.deposits.provider import Charge, ChargeStatus, FakeProvider, ProviderUnavailableError
 from app.deposits.tasks import complete_deposit
 from app.ledger import service as ledger_service
 from tests.factories import SignedIn, make_deposit, signed_in_user
@@ -33,7 +33,7 @@ class Deposit:
         provider = provider or FakeProvider(latency_ms=0)
         return await complete_deposit(self.id, sessions=self.sessions, provider=provider)
 
-    async def finish(self, status: str) -> str:
+    async def finish(self, status: ChargeStatus) -> str:
         """The provider's answer arriving (a webhook), in a committed transaction."""
         async with self.sessions() as session, session.begin():
             return await deposits_service.finish_deposit(
