@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, start_server
+from tests.e2e.conftest import free_port, start_app_server
 from tests.factories import DEFAULT_PASSWORD, unique_email
 
 DRAIN_SECONDS = 1.5
@@ -21,11 +20,9 @@ GRACE_SECONDS = 10
 def test_sigterm_drains_then_finishes_the_slow_request_and_exits_0() -> None:
     port = free_port()
     # A deliberately expensive Argon2id makes registration a genuinely slow request (~1-2 s).
-    server = start_server(
-        [sys.executable, "-m", "app.server"],
+    server = start_app_server(
         port,
         env={
-            "PORT": str(port),
             "ARGON2_TIME_COST": "10",
             "ARGON2_MEMORY_KIB": "262144",
             "DRAIN_SECONDS": str(DRAIN_SECONDS),
