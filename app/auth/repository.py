@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import RefreshToken
@@ -27,20 +27,17 @@ async def get_for_update(session: AsyncSession, token_hash: str) -> RefreshToken
 
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> int:
     """Revoke every live token of a family; return how many."""
-    result = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return await _revoke(session, RefreshToken.family_id == family_id, now)
 
 
 async def revoke_all_for_user(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
     """Revoke every live token of a user; return how many."""
+    return await _revoke(session, RefreshToken.user_id == user_id, now)
+
+
+async def _revoke(session: AsyncSession, which: ColumnElement[bool], now: datetime) -> int:
     result = await session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=now)
+        update(RefreshToken).where(which, RefreshToken.revoked_at.is_(None)).values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
