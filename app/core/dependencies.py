@@ -6,8 +6,10 @@ which stay free of FastAPI so that domain code (services, repositories, models) 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Annotated
+import functools
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from fastapi import Depends, Query, Request
 from pydantic.json_schema import SkipJsonSchema
@@ -30,28 +32,62 @@ async def get_app_settings(request: Request) -> Settings:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
+# Where FastAPI keeps the exit stack of `scope="function"` dependencies: it unwinds after the
+# endpoint returned (and its answer was serialized), before the response is sent.
+_FUNCTION_STACK = "fastapi_function_astack"
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the endpoint returns, before the response.
 
-    Declared with `scope="function"` (see SessionDep): FastAPI then runs the commit before it
-    sends the response, so a failed commit becomes a 500 instead of a 2xx for lost work.
-    Services may flush(); only this function commits. Plain commit-or-rollback: the endpoint
-    returned, so it commits; anything raised rolls back (outcomes that must be kept are values,
-    see `Refusal`). After the commit it invalidates the cache scopes the services marked
-    stale (ADR 0016).
+class _RequestSession:
+    """The request's session, made on first use: a request that never touches it pays nothing.
+
+    Stands in for the `AsyncSession` (every attribute is the real session's). The first use
+    opens the session and pushes its end onto FastAPI's exit stack of function-scoped
+    dependencies, where `Depends(..., scope="function")` would have put a generator's: the
+    commit still runs before the response is sent, and sees whether the endpoint raised
+    (ADR 0031). A cache hit never makes the session, nor pays the generator machinery.
     """
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    invalidator: Invalidator = request.app.state.invalidator
-    async with factory() as session:  # leaving it rolls back whatever was not committed
-        stale: set[str] = set()
-        try:
-            yield session
+
+    __slots__ = ("_request", "_session")
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._session: AsyncSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        session = self._session
+        if session is None:
+            session = self._open()
+        return getattr(session, name)
+
+    def _open(self) -> AsyncSession:
+        request = self._request
+        stack = request.scope.get(_FUNCTION_STACK)
+        if not isinstance(stack, AsyncExitStack):
+            # Without it nothing would commit: fail loudly (a FastAPI upgrade, not a request).
+            raise RuntimeError(f"no {_FUNCTION_STACK} in the request scope: cannot commit")
+        factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+        invalidator: Invalidator = request.app.state.invalidator
+        session = self._session = factory()
+        stack.push_async_exit(functools.partial(_end_transaction, session, invalidator))
+        return session
+
+
+async def _end_transaction(
+    session: AsyncSession,
+    invalidator: Invalidator,
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    traceback: TracebackType | None,
+) -> bool:
+    """Commit if the endpoint returned, roll back if anything raised; then invalidate, close."""
+    stale: set[str] = set()
+    try:
+        if exc_type is None:
             # Claimed before the commit, so it does not record them (ADR 0016): they are
             # invalidated right after it, still before the response.
             stale = take_stale(session)
-            # The transaction begins with the first statement: a request served from the
-            # cache never checks out a connection, and has nothing to commit.
+            # The transaction begins with the first statement: a session that only read from
+            # the cache never checked out a connection, and has nothing to commit.
             if session.in_transaction():
                 try:
                     await session.commit()
@@ -60,10 +96,27 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                     # open on the connection, holding its row locks, until rolled back.
                     await session.rollback()
                     raise
-        finally:
+    finally:
+        try:
             # Also when COMMIT itself failed: one in doubt may have landed, and a needless
             # invalidation costs only a cache miss.
             await invalidator.after_commit(stale)
+        finally:
+            # As leaving `async with session` does: closing rolls back whatever was not
+            # committed, and is finished even if the request is cancelled meanwhile.
+            await session.__aexit__(exc_type, exc, traceback)
+    return False  # an exception from the endpoint goes on to the error handlers
+
+
+async def get_session(request: Request) -> AsyncSession:
+    """One transaction per request: committed when the endpoint returns, before the response.
+
+    Services may flush(); only the request's end commits. Plain commit-or-rollback: the
+    endpoint returned, so it commits; anything raised rolls back (outcomes that must be kept
+    are values, see `Refusal`). After the commit it invalidates the cache scopes the services
+    marked stale (ADR 0016). The session is made on first use (`_RequestSession`, ADR 0031).
+    """
+    return cast(AsyncSession, _RequestSession(request))
 
 
 async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -77,7 +130,7 @@ async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSessi
     return factory
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 
 

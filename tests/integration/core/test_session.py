@@ -42,6 +42,11 @@ async def fail_after_write(session: SessionDep, marker: str) -> None:
     raise RuntimeError("boom after a write")
 
 
+@probe.get("/untouched")
+async def untouched(session: SessionDep) -> dict[str, bool]:
+    return {"ok": True}
+
+
 class OutcomeError(AppError):
     """A business error raised by a service."""
 
@@ -156,3 +161,22 @@ async def test_an_endpoint_error_rolls_back_and_never_commits(
     assert response.status_code == 500
     assert events == ["response started 500"]
     assert not await kept(probe_app, "crashed")
+
+
+async def test_a_request_that_never_uses_its_session_opens_none(
+    http: AsyncClient, probe_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cache hit declares the session (for a miss) and never touches it: it must cost nothing.
+    opened: list[AsyncSession] = []
+    factory = probe_app.state.session_factory
+
+    def counting_factory() -> AsyncSession:
+        opened.append(factory())
+        return opened[-1]
+
+    monkeypatch.setattr(probe_app.state, "session_factory", counting_factory)
+    assert (await http.get("/probe/untouched")).status_code == 200
+    assert opened == []
+    assert (await http.post("/probe/write", params={"marker": "opened-once"})).status_code == 201
+    assert len(opened) == 1
+    assert await kept(probe_app, "opened-once")
