@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import event, text
 from starlette.types import Message
 
@@ -144,6 +144,69 @@ async def test_a_request_whose_client_left_is_cancelled_and_rolled_back(
     lines = [line for line in log_lines() if line.get("path") == "/probe/slow-write"]
     assert [line["event"] for line in lines] == ["request_abandoned", "request"]
     assert lines[1]["status"] == 499  # logged as abandoned by its client, not as a 500
+
+
+@probe.get("/tasks")
+async def tasks() -> list[str]:
+    return [task.get_coro().__qualname__ for task in asyncio.all_tasks()]  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("migrated_database")
+async def test_a_quick_request_starts_no_reader_of_its_own() -> None:
+    # Watching for the client leaving costs a task per request; a request that finishes within
+    # WATCH_AFTER_SECONDS (most of them) never needs one.
+    async with started_app(probe) as app, http_client(app) as client:
+        running = (await client.get("/probe/tasks")).json()
+    assert running, "the endpoint sees at least its own task"
+    assert not [name for name in running if "pump" in name]
+
+
+read_bodies: list[bytes] = []
+
+
+@probe.post("/read-body")
+async def read_body(request: Request) -> dict[str, int]:
+    try:
+        body = await request.body()
+    except asyncio.CancelledError:
+        cancelled_work.append("read-body")
+        raise
+    read_bodies.append(body)
+    return {"read": len(body)}
+
+
+@pytest.mark.usefixtures("migrated_database")
+@pytest.mark.parametrize("leaves_after", [0.0, 0.2], ids=["before-the-watch", "after-it"])
+async def test_a_client_that_leaves_during_its_upload_is_cancelled(
+    leaves_after: float, log_lines: LogReader
+) -> None:
+    # Before the reader starts, the app reads the disconnect itself; after, the reader does.
+    cancelled_work.clear()
+    read_bodies.clear()
+    async with started_app(probe) as app:
+        first = {"type": "http.request", "body": b"{", "more_body": True}
+        handed: list[Message] = []
+
+        async def receive() -> Message:
+            if not handed:
+                handed.append(first)
+                return first
+            await asyncio.sleep(leaves_after)
+            return {"type": "http.disconnect"}
+
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = asgi_scope("POST", "/probe/read-body", [(b"content-length", b"10")])
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+    assert cancelled_work == ["read-body"]
+    assert read_bodies == []
+    assert sent == []  # nobody to answer
+    lines = [line for line in log_lines() if line.get("path") == "/probe/read-body"]
+    assert [line["event"] for line in lines] == ["request_abandoned", "request"]
+    assert lines[1]["status"] == 499
 
 
 @pytest.mark.usefixtures("migrated_database")
