@@ -30,7 +30,7 @@ from app.core.errors import ServiceUnavailableError
 from app.core.http_headers import (
     HeadAsGetMiddleware,
     ProblemCORSMiddleware,
-    SecurityHeadersMiddleware,
+    SecurityHeaders,
 )
 from app.core.http_metrics import HttpMetricsMiddleware, red_instrumentations
 from app.core.invalidation import Invalidator
@@ -132,8 +132,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     # add_middleware wraps what is already there, so the last added runs first. Order of a
-    # request: security headers (on every answer, even the last-resort 500) -> request context
-    # (id, access log, last-resort 500) -> CORS (so 413 and 429 are readable by a browser too)
+    # request: request context (id and security headers on every answer, even its last-resort
+    # 500; access log) -> CORS (so 413 and 429 are readable by a browser too)
     # -> admission (bounded concurrency and queue) -> body limit -> cancel when the client
     # leaves -> trusted-proxy rewrite of the client address -> rate limit (before auth) -> HEAD
     # as GET -> routes.
@@ -191,8 +191,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         instrumentations=red_instrumentations(metrics_registry, buckets=LATENCY_BUCKETS),
         excluded_paths=frozenset({METRICS_PATH}),
     )
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, api_prefix=API_PREFIX)
+    app.add_middleware(
+        RequestContextMiddleware, security_headers=SecurityHeaders(api_prefix=API_PREFIX)
+    )
 
     async def metrics(request: Request) -> Response:
         # The readiness probe's verdict (reused for HEALTH_CACHE_SECONDS), for its alert.

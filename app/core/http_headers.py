@@ -2,10 +2,11 @@
 
 Pure ASGI middleware (see `create_app` for their order):
 
-- `SecurityHeadersMiddleware`: `X-Content-Type-Options`, frame protection, `Referrer-Policy`,
-  a Content-Security-Policy (strict for the API; one that lets Swagger UI and ReDoc load on the
-  docs pages), HSTS when the request came over HTTPS, and `Cache-Control: no-store` on every API
-  answer — they are per-user data or errors, never something a shared cache may keep.
+- `SecurityHeaders` (stamped by the request-context middleware, not a layer of its own):
+  `X-Content-Type-Options`, frame protection, `Referrer-Policy`, a Content-Security-Policy
+  (strict for the API; one that lets Swagger UI and ReDoc load on the docs pages), HSTS when the
+  request came over HTTPS, and `Cache-Control: no-store` on every API answer — they are
+  per-user data or errors, never something a shared cache may keep.
 - `HeadAsGetMiddleware`: FastAPI registers GET routes for GET only; RFC 9110 §9.3.2 wants HEAD
   wherever GET is. The request runs as a GET and the body is dropped, headers kept.
 - `ProblemCORSMiddleware`: Starlette's CORS middleware, with a refused preflight answered as a
@@ -62,40 +63,34 @@ def add_missing_headers(message: Message, headers: RawHeaders) -> None:
     ]
 
 
-class SecurityHeadersMiddleware:
-    """Add the security headers to every HTTP response (an endpoint's own values win)."""
+class SecurityHeaders:
+    """The security headers of an answer (an endpoint's own values win).
 
-    def __init__(self, app: ASGIApp, *, api_prefix: str) -> None:
-        self.app = app
+    Not a middleware of its own: `RequestContextMiddleware` stamps them with the request id, in
+    the one `send` wrapper every answer passes through (its last-resort 500 too), which saves
+    a layer on every request.
+    """
+
+    def __init__(self, *, api_prefix: str) -> None:
         self.api_prefix = api_prefix
-        # Encoded once: this runs on every answer.
-        self._api = _raw(
-            *_COMMON, ("content-security-policy", API_CSP), ("cache-control", "no-store")
-        )
-        self._docs = _raw(*_COMMON, ("content-security-policy", DOCS_CSP))
-        self._other = _raw(*_COMMON, ("content-security-policy", API_CSP))
-        self._hsts = _raw(("strict-transport-security", HSTS))
+        # Encoded once: this runs on every answer. Each pair: over HTTP, over HTTPS (HSTS).
+        api = _raw(*_COMMON, ("content-security-policy", API_CSP), ("cache-control", "no-store"))
+        docs = _raw(*_COMMON, ("content-security-policy", DOCS_CSP))
+        other = _raw(*_COMMON, ("content-security-policy", API_CSP))
+        hsts = _raw(("strict-transport-security", HSTS))
+        self._api = (api, (*api, *hsts))
+        self._docs = (docs, (*docs, *hsts))
+        self._other = (other, (*other, *hsts))
 
-    def _for_path(self, path: str) -> RawHeaders:
+    def for_path(self, path: str) -> tuple[RawHeaders, RawHeaders]:
+        """The headers of an answer on `path`: over plain HTTP, and over HTTPS (with HSTS).
+
+        Which of the two is read when the answer starts: the trusted-proxy middleware may have
+        set the scheme by then.
+        """
         if path.startswith(DOCS_PATHS):
             return self._docs
         return self._api if path.startswith(self.api_prefix) else self._other
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Wrap `send` so the response start carries the headers."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        added = self._for_path(scope["path"])
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                # Read at response time: the trusted-proxy middleware may have set the scheme.
-                extra = self._hsts if scope.get("scheme") == "https" else ()
-                add_missing_headers(message, (*added, *extra))
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 class HeadAsGetMiddleware:

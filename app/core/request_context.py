@@ -1,7 +1,9 @@
-"""Request context middleware: request id, access log, and the last-resort 500.
+"""Request context middleware: request id, security headers, access log, the last-resort 500.
 
 It is a pure ASGI middleware (no BaseHTTPMiddleware) so it adds little latency and does not
-break streaming or background tasks.
+break streaming or background tasks. It is the outermost layer: every answer, its own 500 too,
+passes through its `send` wrapper, which stamps the request id and the security headers
+(`app.core.http_headers.SecurityHeaders`) in one go.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.error_handlers import internal_error_response
-from app.core.http_headers import add_missing_headers
+from app.core.http_headers import SecurityHeaders, add_missing_headers
 from app.core.logging import get_logger
 from app.core.sentry import report
 
@@ -35,10 +37,14 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Give every request an id, log one access line, and turn a crash into a clean 500."""
+    """Give every request an id, log one access line, and turn a crash into a clean 500.
 
-    def __init__(self, app: ASGIApp) -> None:
+    With `security_headers`, every answer also carries them (an endpoint's own values win).
+    """
+
+    def __init__(self, app: ASGIApp, *, security_headers: SecurityHeaders | None = None) -> None:
         self.app = app
+        self.security_headers = security_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection; non-HTTP scopes pass straight through."""
@@ -51,19 +57,30 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status_code = 500
         response_started = False
+        stamped: tuple[tuple[bytes, bytes], ...] = (
+            (REQUEST_ID_HEADER, request_id.encode("latin-1")),
+        )
+        security = (
+            None if self.security_headers is None else self.security_headers.for_path(scope["path"])
+        )
 
-        async def send_with_request_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                add_missing_headers(message, ((REQUEST_ID_HEADER, request_id.encode("latin-1")),))
+                if security is None:
+                    add_missing_headers(message, stamped)
+                else:
+                    # Read at answer time: the trusted-proxy middleware may have set the scheme.
+                    https = scope.get("scheme") == "https"
+                    add_missing_headers(message, (*stamped, *security[https]))
             await send(message)
 
         started = time.perf_counter()
         tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, receive, send_with_headers)
             if not response_started:
                 status_code = 499  # nginx's "client closed request": abandoned, unanswered
         except Exception as error:
@@ -72,7 +89,7 @@ class RequestContextMiddleware:
             if response_started:
                 raise  # Too late for a clean answer: let the server drop the connection.
             status_code = 500
-            await internal_error_response(request_id)(scope, receive, send)
+            await internal_error_response(request_id)(scope, receive, send_with_headers)
         finally:
             route = scope.get("route")
             _access_log.info(
