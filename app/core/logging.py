@@ -7,11 +7,12 @@ middleware and the redaction of secrets apply to uvicorn's lines too.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import logging.config
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -155,20 +156,34 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
 
 def configure_logging(*, level: str, fmt: str) -> None:
     """Route structlog and the stdlib through one chain; JSON or console rendering."""
+    # The time is stamped after the redaction, which has nothing to find in it (the same
+    # line: it is still the last key added).
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    # Lines from the stdlib (uvicorn, SQLAlchemy): their `extra` fields, minus uvicorn's
+    # coloured duplicate, are redacted like everything else.
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         _drop_color_message,
         redact_processor,
+        stamp,
+    ]
+    # Our own lines have no stdlib record: no `extra`, no `color_message` (one line on every
+    # request, the access line, runs this chain).
+    own: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        redact_processor,
+        stamp,
     ]
     renderer: Processor
     if fmt == "json":
         # format_exc_info turns exc_info into a "exception" string field for the JSON line.
         final: list[Processor] = [structlog.processors.format_exc_info]
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
     else:
         final = []
         # Plain tracebacks: structlog's default uses rich when it is installed, and rich shows
@@ -181,7 +196,7 @@ def configure_logging(*, level: str, fmt: str) -> None:
     # stdlib path was most of the cost of the cheapest one (issue 14). The list is mutated in
     # place, because loggers cached on first use keep a reference to it.
     _OWN_PROCESSORS[:] = [
-        *shared,
+        *own,
         structlog.processors.StackInfoRenderer(),
         *final,
         _redact_exception_field,
@@ -221,6 +236,16 @@ def configure_logging(*, level: str, fmt: str) -> None:
         },
     }
     logging.config.dictConfig(dict(config))
+
+
+@functools.cache
+def _json_encoder(default: Callable[[Any], Any]) -> json.JSONEncoder:
+    return json.JSONEncoder(default=default)
+
+
+def _json_dumps(obj: Any, *, default: Callable[[Any], Any]) -> str:
+    """`json.dumps(obj, default=default)`, with the encoder made once instead of per line."""
+    return _json_encoder(default).encode(obj)
 
 
 def _redact_exception_field(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
