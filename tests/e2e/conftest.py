@@ -43,6 +43,15 @@ def read_log(log: IO[str]) -> str:
     return os.pread(log.fileno(), size, 0).decode(errors="replace")
 
 
+def read_log_once_it_has(log: IO[str], needle: str, within: float = 5.0) -> str:
+    """`read_log` once it holds `needle`, or after `within` seconds (a request's access line
+    is written just after its response is sent: the client may read the log before it)."""
+    deadline = time.monotonic() + within
+    while needle not in (text := read_log(log)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return text
+
+
 @dataclass
 class Server:
     """A running process serving the API at `base_url`, logging into a temporary file.
