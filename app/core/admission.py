@@ -83,7 +83,6 @@ class AdmissionMiddleware:
 
         self._default = gate()
         self._separate = [(prefix, gate()) for prefix in separate]
-        self.refused = 0
 
     def _gate(self, path: str) -> _Gate:
         for prefix, gate in self._separate:
@@ -98,7 +97,6 @@ class AdmissionMiddleware:
             return
         gate = self._gate(scope["path"])
         if not await gate.admit():
-            self.refused += 1
             error = ServiceUnavailableError(
                 "The service is busy. Retry after the time given in Retry-After.",
                 headers={"Retry-After": "1"},
@@ -140,7 +138,6 @@ class CancelOnDisconnectMiddleware:
         self.app = app
         self.exempt_prefixes = exempt_prefixes
         self.watch_after = watch_after
-        self.cancelled = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the request, cancelling it if the client disconnects first."""
@@ -218,7 +215,6 @@ class CancelOnDisconnectMiddleware:
         except asyncio.CancelledError:
             # Ours (the client left), or the server's (shutdown)? Only ours is swallowed.
             if gone and not answered and request_task.uncancel() == 0:
-                self.cancelled += 1
                 logger.info("request_abandoned", path=scope["path"])
                 return
             raise
