@@ -52,7 +52,7 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # what the request context middleware answers if the app raised
+        status = 0
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -62,7 +62,13 @@ class HttpMetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_with_status)
+        except Exception:
+            status = status or 500  # what the request context middleware answers for it
+            raise
         finally:
+            # Returned (or was cancelled) without an answer: abandoned by its client, a 499 as
+            # in the access log, not a server error that would page someone under overload.
+            status = status or 499
             route = scope.get("route")
             info = metrics.Info(
                 request=None,  # type: ignore[arg-type]  # the two series read only the fields below

@@ -141,9 +141,17 @@ async def test_a_request_whose_client_left_is_cancelled_and_rolled_back(
         assert cancelled_work == ["slow-write"]
         assert sent == []  # nobody to answer
         assert connection in returned  # back to the pool (or discarded), not leaked
+        async with http_client(app) as http:
+            metrics = (await http.get("/metrics")).text
     lines = [line for line in log_lines() if line.get("path") == "/probe/slow-write"]
     assert [line["event"] for line in lines] == ["request_abandoned", "request"]
     assert lines[1]["status"] == 499  # logged as abandoned by its client, not as a 500
+    # Counted as the access log says (a 4xx), not as a server error that would page someone.
+    served = [line for line in metrics.splitlines() if 'handler="/probe/slow-write"' in line]
+    totals = [line for line in served if line.startswith("http_requests_total")]
+    assert totals == [
+        'http_requests_total{handler="/probe/slow-write",method="POST",status="4xx"} 1.0'
+    ]
 
 
 @probe.get("/tasks")
