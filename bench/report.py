@@ -23,7 +23,17 @@ from harness import ROOT
 
 BEGIN_MARK = "<!-- BEGIN make bench: written by bench/suite.py, edits here are overwritten -->"
 END_MARK = "<!-- END make bench -->"
-PACKAGES = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "sqlalchemy", "asyncpg")
+PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "sqlalchemy",
+    "asyncpg",
+    "redis",
+    "hiredis",
+)
 
 
 def _run(*command: str) -> str:
