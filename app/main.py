@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # add_middleware wraps what is already there, so the last added runs first. Order of a
     # request: request context (id and security headers on every answer, even its last-resort
-    # 500; access log) -> CORS (so 413 and 429 are readable by a browser too)
+    # 500; access log) -> RED metrics -> CORS (so 413 and 429 are readable by a browser too)
     # -> admission (bounded concurrency and queue) -> body limit -> cancel when the client
     # leaves -> trusted-proxy rewrite of the client address -> rate limit (before auth) -> HEAD
     # as GET -> routes.
