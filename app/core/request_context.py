@@ -39,10 +39,10 @@ def _incoming_request_id(scope: Scope) -> str | None:
 class RequestContextMiddleware:
     """Give every request an id, log one access line, and turn a crash into a clean 500.
 
-    With `security_headers`, every answer also carries them (an endpoint's own values win).
+    Every answer also carries the security headers (an endpoint's own values win).
     """
 
-    def __init__(self, app: ASGIApp, *, security_headers: SecurityHeaders | None = None) -> None:
+    def __init__(self, app: ASGIApp, *, security_headers: SecurityHeaders) -> None:
         self.app = app
         self.security_headers = security_headers
 
@@ -60,21 +60,16 @@ class RequestContextMiddleware:
         stamped: tuple[tuple[bytes, bytes], ...] = (
             (REQUEST_ID_HEADER, request_id.encode("latin-1")),
         )
-        security = (
-            None if self.security_headers is None else self.security_headers.for_path(scope["path"])
-        )
+        security = self.security_headers.for_path(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                if security is None:
-                    add_missing_headers(message, stamped)
-                else:
-                    # Read at answer time: the trusted-proxy middleware may have set the scheme.
-                    https = scope.get("scheme") == "https"
-                    add_missing_headers(message, (*stamped, *security[https]))
+                # Read at answer time: the trusted-proxy middleware may have set the scheme.
+                https = scope.get("scheme") == "https"
+                add_missing_headers(message, (*stamped, *security[https]))
             await send(message)
 
         started = time.perf_counter()
