@@ -492,7 +492,10 @@ def unsent_receipts(chaos: Chaos) -> tuple[list[str], list[str]]:
         killed_after_claim = claimed_at is not None and any(
             0 <= kill - float(claimed_at) <= IN_DOUBT_WINDOW_SECONDS for kill in chaos.worker_kills
         )
-        (in_doubt if killed_after_claim else owed).append(str(deposit_id))
+        if killed_after_claim:
+            in_doubt.append(str(deposit_id))
+        else:  # a failure message says which: never claimed, or claimed and not sent
+            owed.append(f"{deposit_id}{' (claimed)' if claimed_at is not None else ''}")
     return in_doubt, owed
 
 
