@@ -447,7 +447,7 @@ def logged_problems(log_path: Path, start: int = 0, end: int | None = None) -> P
             if end is not None and lines.tell() - len(raw) >= end:
                 break
             line = raw.decode(errors="replace")
-            if '"level"' not in line or '"level": "info"' in line:  # the access log: skip fast
+            if '"level"' not in line or '"level":"info"' in line:  # the access log: skip fast
                 continue
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 entry = json.loads(line)

@@ -63,5 +63,5 @@ def test_sigterm_drains_then_finishes_the_slow_request_and_exits_0() -> None:
     assert exit_seconds < DRAIN_SECONDS + GRACE_SECONDS
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/health/live", timeout=1)  # new connections are refused
-    assert '"event": "draining"' in log
-    assert '"event": "shutdown_complete"' in log
+    assert '"event":"draining"' in log
+    assert '"event":"shutdown_complete"' in log

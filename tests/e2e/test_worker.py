@@ -216,7 +216,7 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
         auth, account_id = new_customer(client)
         first = Worker(queue, **slow)
         deposit = request_deposit(client, auth, account_id, 6100, **{"X-Request-ID": REQUEST_ID})
-        first.wait_for(f'"deposit_id": "{deposit}", "amount": 6100, "event": "deposit_charging"')
+        first.wait_for(f'"deposit_id":"{deposit}","amount":6100,"event":"deposit_charging"')
         first.kill()  # mid-charge: the message is read, never acknowledged
         killed_at = time.monotonic()
         second = Worker(queue, **slow)
@@ -240,7 +240,7 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
         # The request's id follows its tasks into both workers' logs (the receipt's too).
         charging = [line for line in logs.splitlines() if "deposit_charging" in line]
         assert charging, logs[-5000:]
-        assert all(f'"request_id": "{REQUEST_ID}"' in line for line in charging + receipts)
+        assert all(f'"request_id":"{REQUEST_ID}"' in line for line in charging + receipts)
         assert code == 0, second.output[-5000:]
 
 
@@ -260,7 +260,7 @@ def test_a_task_longer_than_the_shutdown_bound_is_cut_and_redelivered(
         auth, account_id = new_customer(client)
         first = Worker(queue, **env)
         deposit = request_deposit(client, auth, account_id, 6300)
-        first.wait_for(f'"deposit_id": "{deposit}", "amount": 6300, "event": "deposit_charging"')
+        first.wait_for(f'"deposit_id":"{deposit}","amount":6300,"event":"deposit_charging"')
         stopping = time.monotonic()
         code = first.stop()
         stopped_after = time.monotonic() - stopping

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from app.core.logging import REDACTED, configure_logging, get_logger, redact_text
@@ -142,3 +142,69 @@ def test_redact_text_shortcuts_change_nothing(text: str) -> None:
 @given(st.text(alphabet="0123456789\u0664\u0661 -Tab.eyJ:", max_size=60))
 def test_redact_text_shortcuts_change_nothing_on_any_text(text: str) -> None:
     assert redact_text(text) == _redact_text_without_shortcuts(text)
+
+
+def _redact_line_without_shortcuts(line: dict[str, object]) -> dict[str, object]:
+    """Every field walked, as the processor did before its line-level shortcut."""
+    from app.core import logging as app_logging
+
+    return {
+        key: REDACTED if app_logging.is_sensitive_key(key) else app_logging._redact(value)
+        for key, value in line.items()
+    }
+
+
+# Text made of pieces of secrets and of harmless look-alikes, so that the three value patterns
+# match, nearly match and straddle a field's end.
+_FIELD_TEXT = st.lists(
+    st.sampled_from(
+        [
+            "4111 1111 1111 1111",
+            "5555555555554444",
+            "411111111111",
+            "\u0664\u0661\u0661\u0661",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+            "eyJ",
+            "Bearer abc.def",
+            "ba\u017fic dXNl",
+            "/api/v1/accounts/3b4c7a52-5b83-4f3e-a9a1-3a4bb8f2c0de",
+            "0f3a9b2c4d5e6f70",
+            " ",
+            "-",
+            "\n",
+        ]
+    ),
+    max_size=4,
+).map("".join)
+_FIELD = st.one_of(_FIELD_TEXT, st.integers(), st.floats(allow_nan=False), st.none())
+
+
+# Keys from the access line and a few secrets' names; values flat, text built of the
+# characters the three value patterns look for (and the newline the shortcut joins with).
+@given(
+    st.dictionaries(
+        st.sampled_from(["event", "path", "route", "client", "request_id", "password", "card"]),
+        _FIELD,
+        max_size=7,
+    )
+)
+@example({"path": "Authorization: ba\u017fic dXNlcjpwYXNz", "status": 200})
+@example({"request_id": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln"})
+@example({"route": "/x", "path": "/pay/4111 1111 1111 1111"})
+@example({"event": "login", "password": "hunter2"})
+@example({"client": "Bearer abc.def", "status": 401})
+@example({"event": "call", "headers": {"authorization": "abc"}, "args": ["Bearer abc"]})
+def test_the_line_shortcut_of_the_redaction_changes_nothing(line: dict[str, object]) -> None:
+    from app.core.logging import redact_processor
+
+    expected = _redact_line_without_shortcuts(line)
+    assert redact_processor(None, "info", dict(line)) == expected
+
+
+def test_a_line_orjson_refuses_is_still_rendered(log_lines: LogReader) -> None:
+    # Beyond 64 bits (orjson refuses it) and a key that is not a string: the stdlib encodes those.
+    get_logger("test").info("odd_values", big=2**70, mapping={1: "one"})
+
+    [line] = [line for line in log_lines() if line["event"] == "odd_values"]
+    assert line["big"] == 2**70
+    assert line["mapping"] == {"1": "one"}
