@@ -22,7 +22,14 @@ from app.auth.errors import ForbiddenError, NotAuthenticatedError
 from app.auth.schemas import PASSWORD_MAX_LENGTH
 from app.core.cache import Entry
 from app.core.config import Settings
-from app.core.dependencies import CacheDep, SessionDep, SessionFactoryDep, SettingsDep
+from app.core.dependencies import (
+    CacheDep,
+    SessionFactoryDep,
+    SettingsDep,
+    app_cache,
+    app_settings,
+    request_session,
+)
 from app.core.rate_limit import client_ip, enforce, get_rate_limiter
 from app.core.types import Text
 from app.users import service as users_service
@@ -46,16 +53,20 @@ oauth2_scheme = OAuth2PasswordBearer(
 
 
 async def get_current_user(
-    session: SessionDep,
-    cache: CacheDep,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
-    """The active user behind the bearer token; 401 otherwise."""
+    """The active user behind the bearer token; 401 otherwise.
+
+    On every authenticated request: it takes the request's session, the cache and the settings
+    from the request itself rather than as three more dependencies (issue 14).
+    """
     if not token:
         raise NotAuthenticatedError
     return await auth_service.authenticate(
-        session, settings=settings, access_token=token, cache=cache
+        request_session(request),
+        settings=app_settings(request),
+        access_token=token,
+        cache=app_cache(request),
     )
 
 

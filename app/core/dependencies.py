@@ -24,14 +24,21 @@ if TYPE_CHECKING:  # at run time it comes from app.state; its module imports the
     from app.core.invalidation import Invalidator
 
 
-async def get_app_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     """The settings the app was created with: what domain code is handed, never reads itself."""
     settings: Settings = request.app.state.settings
     return settings
 
 
+async def get_app_settings(request: Request) -> Settings:
+    """Dependency: `app_settings`."""
+    return app_settings(request)
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
+# Where the request's session stand-in is kept: one per request, whoever asks for it.
+_SESSION = "ledger.request_session"
 # Where FastAPI keeps the exit stack of `scope="function"` dependencies: it unwinds after the
 # endpoint returned (and its answer was serialized), before the response is sent.
 _FUNCTION_STACK = "fastapi_function_astack"
@@ -108,6 +115,18 @@ async def _end_transaction(
     return False  # an exception from the endpoint goes on to the error handlers
 
 
+def request_session(request: Request) -> AsyncSession:
+    """The request's one session (see `get_session`): the same object however often asked.
+
+    For a dependency that needs the session without declaring `SessionDep` (each declared
+    dependency costs FastAPI several microseconds per request, issue 14).
+    """
+    session = request.scope.get(_SESSION)
+    if session is None:
+        session = request.scope[_SESSION] = _RequestSession(request)
+    return cast(AsyncSession, session)
+
+
 async def get_session(request: Request) -> AsyncSession:
     """One transaction per request: committed when the endpoint returns, before the response.
 
@@ -116,7 +135,7 @@ async def get_session(request: Request) -> AsyncSession:
     are values, see `Refusal`). After the commit it invalidates the cache scopes the services
     marked stale (ADR 0016). The session is made on first use (`_RequestSession`, ADR 0031).
     """
-    return cast(AsyncSession, _RequestSession(request))
+    return request_session(request)
 
 
 async def get_session_factory(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -134,10 +153,15 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SessionFactoryDep = Annotated[async_sessionmaker[AsyncSession], Depends(get_session_factory)]
 
 
-async def get_cache(request: Request) -> Cache:
+def app_cache(request: Request) -> Cache:
     """The cache the lifespan created."""
     cache: Cache = request.app.state.cache
     return cache
+
+
+async def get_cache(request: Request) -> Cache:
+    """Dependency: `app_cache`."""
+    return app_cache(request)
 
 
 CacheDep = Annotated[Cache, Depends(get_cache)]

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from httpx import AsyncClient
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.dependencies import SessionDep
+from app.core.dependencies import SessionDep, request_session
 from app.core.errors import AppError
 from tests.integration.conftest import http_client, started_app
 
@@ -40,6 +40,16 @@ async def write(session: SessionDep, marker: str) -> dict[str, str]:
 async def fail_after_write(session: SessionDep, marker: str) -> None:
     await _write(session, marker)
     raise RuntimeError("boom after a write")
+
+
+async def write_before_the_endpoint(request: Request, marker: str) -> None:
+    # As `CurrentUser` reads the principal: through the request's session, not a SessionDep.
+    await _write(request_session(request), f"{marker}-dependency")
+
+
+@probe.post("/write-twice", status_code=201, dependencies=[Depends(write_before_the_endpoint)])
+async def write_twice(session: SessionDep, marker: str) -> None:
+    await _write(session, marker)
 
 
 @probe.get("/untouched")
@@ -163,20 +173,44 @@ async def test_an_endpoint_error_rolls_back_and_never_commits(
     assert not await kept(probe_app, "crashed")
 
 
-async def test_a_request_that_never_uses_its_session_opens_none(
-    http: AsyncClient, probe_app: FastAPI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A cache hit declares the session (for a miss) and never touches it: it must cost nothing.
-    opened: list[AsyncSession] = []
+@pytest.fixture
+def opened(probe_app: FastAPI) -> Iterator[list[AsyncSession]]:
+    """The sessions the app opens while the test runs.
+
+    Replaced and restored by hand: monkeypatch's undo deletes an attribute it did not find in
+    the instance's `__dict__`, and `State` keeps its attributes elsewhere (the module's app
+    would lose its factory).
+    """
+    sessions: list[AsyncSession] = []
     factory = probe_app.state.session_factory
 
     def counting_factory() -> AsyncSession:
-        opened.append(factory())
-        return opened[-1]
+        sessions.append(factory())
+        return sessions[-1]
 
-    monkeypatch.setattr(probe_app.state, "session_factory", counting_factory)
+    probe_app.state.session_factory = counting_factory
+    try:
+        yield sessions
+    finally:
+        probe_app.state.session_factory = factory
+
+
+async def test_a_request_that_never_uses_its_session_opens_none(
+    http: AsyncClient, probe_app: FastAPI, opened: list[AsyncSession]
+) -> None:
+    # A cache hit declares the session (for a miss) and never touches it: it must cost nothing.
     assert (await http.get("/probe/untouched")).status_code == 200
     assert opened == []
     assert (await http.post("/probe/write", params={"marker": "opened-once"})).status_code == 201
     assert len(opened) == 1
     assert await kept(probe_app, "opened-once")
+
+
+async def test_a_dependency_and_its_endpoint_share_the_request_session(
+    http: AsyncClient, probe_app: FastAPI, opened: list[AsyncSession]
+) -> None:
+    response = await http.post("/probe/write-twice", params={"marker": "shared"})
+    assert response.status_code == 201
+    assert len(opened) == 1  # one session, so one transaction for both writes
+    assert await kept(probe_app, "shared-dependency")
+    assert await kept(probe_app, "shared")
