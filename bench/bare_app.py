@@ -25,10 +25,10 @@ async def ping() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def main() -> int:
-    """Serve `app` on 127.0.0.1:$PORT until SIGTERM."""
+def serve(asgi: FastAPI) -> int:
+    """Serve `asgi` on 127.0.0.1:$PORT until SIGTERM, as `app.server` serves the project."""
     config = uvicorn.Config(
-        app,
+        asgi,
         host="127.0.0.1",
         port=int(os.environ.get("PORT", "8001")),
         access_log=False,
@@ -42,4 +42,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(app))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -18,8 +19,10 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import jwt
 from harness import (
     API,
+    REDIS_URL,
     VENV_BIN,
     BenchFailedError,
     Population,
@@ -50,6 +53,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 BARE_COMMAND = (str(VENV_BIN / "python"), str(Path(__file__).with_name("bare_app.py")))
+FLOOR_COMMAND = (str(VENV_BIN / "python"), str(Path(__file__).with_name("floor_app.py")))
 LOAD_CPU = 1
 # wrk counts an answer later than this as a timeout and leaves it out of the percentiles;
 # high enough that the c256 rows' p99 is measured, not cut off.
@@ -240,6 +244,30 @@ def measure_bare(options: Options, workdir: Path, label: str) -> Measured:
         options=options,
     ) as bare:
         return bare.measure(f"bare GET /ping c64 ({label})", "/ping", connections=64)
+
+
+def measure_floor(options: Options, workdir: Path) -> Measured:
+    """The floor of a cached read (bench/floor_app.py): JWT, one Redis script, an answer; c64."""
+    port = free_port()
+    key = secrets.token_hex(32)
+    token = jwt.encode({"sub": "floor-user"}, key, algorithm="HS256")
+    env = {"PATH": "/usr/bin:/bin", "PORT": str(port), "REDIS_URL": REDIS_URL, "FLOOR_JWT_KEY": key}
+    path = "/floor/3b4c7a52-5b83-4f3e-a9a1-3a4bb8f2c0de"
+    with serving(
+        FLOOR_COMMAND,
+        env,
+        port=port,
+        workdir=workdir,
+        name="floor",
+        ready_path="/ping",
+        options=options,
+    ) as floor:
+        return floor.measure(
+            "floor GET /floor/{id} c64",
+            path,
+            connections=64,
+            headers=[f"Authorization: Bearer {token}"],
+        )
 
 
 @dataclass

@@ -75,6 +75,7 @@ from scenarios import (
     logged_problems,
     login_flood,
     measure_bare,
+    measure_floor,
     overload,
     prepare,
     run_pgbench,
@@ -258,6 +259,7 @@ class Results:
     """Everything measured, in the order it ran."""
 
     bare: list[Measured] = field(default_factory=list)
+    floor: Measured | None = None
     scenarios: dict[str, Measured] = field(default_factory=dict)
     pgbench: dict[int, tuple[PgbenchResult, LoadRun]] = field(default_factory=dict)
     flood: LoginFlood | None = None
@@ -371,6 +373,21 @@ def build_rows(results: Results) -> tuple[list[Row], list[str]]:
             read,
         )
     )
+    if results.floor is not None:
+        # The least any cached, authenticated read can cost here: what the read's bar is
+        # measured against in truth (bench/floor_app.py).
+        floor = results.floor.wrk
+        rows.append(
+            details(
+                Row(
+                    "floor GET /floor/{id} c64 (FastAPI + JWT + one Redis script, nothing else)",
+                    compared_with=base,
+                    ratio=f"{floor.rps / bare_rps:.2f}; p99 x{floor.p99_ms / bare_p99:.1f}",
+                ),
+                results.floor,
+                note=f"the cached read does {read.wrk.rps / floor.rps:.2f} of its rate",
+            )
+        )
     rows.append(no_stall_row("GET /accounts/{id} c256", s["read256"], 1500))
     rows.append(ratio_row("GET /payments?limit=20 c64", s["list64"], bare_rps, base, 0.15, 0))
     for clients in (16, 64):
@@ -517,6 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             context.collect_versions(asyncio.run(postgres_version(database_url)))
             migrate(database_url)
             results.bare.append(measure_bare(options, workdir, "first"))
+            results.floor = measure_floor(options, workdir)
             run_project(results, options, database, database_url, workdir)
             results.bare.append(measure_bare(options, workdir, "last"))
     except BenchFailedError as error:
