@@ -5,7 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import ARRAY, Uuid, bindparam, func, select, text, tuple_
+from sqlalchemy import (
+    ARRAY,
+    ColumnExpressionArgument,
+    ScalarSelect,
+    Uuid,
+    bindparam,
+    func,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +40,11 @@ async def get_account(session: AsyncSession, account_id: uuid.UUID) -> Account |
 _REFS = select(Account.id, Account.user_id, Account.kind, Account.currency).where(
     Account.id == func.any(bindparam("account_ids", type_=ARRAY(Uuid())))
 )
+
+
+def currency_of(account_id: ColumnExpressionArgument[uuid.UUID]) -> ScalarSelect[str]:
+    """The currency of the account `account_id` names, as a correlated subquery (SQL)."""
+    return select(Account.currency).where(Account.id == account_id).scalar_subquery()
 
 
 async def get_account_refs(

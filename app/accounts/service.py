@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import ColumnExpressionArgument, ScalarSelect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import repository
@@ -80,6 +81,15 @@ async def get_account(
 async def get_account_ref(session: AsyncSession, *, account_id: uuid.UUID) -> AccountRef | None:
     """Owner, kind and currency of any account, for other modules' checks; None if unknown."""
     return (await get_account_refs(session, account_ids=[account_id])).get(account_id)
+
+
+def currency_of(account_id: ColumnExpressionArgument[uuid.UUID]) -> ScalarSelect[str]:
+    """The currency of the account a column of another module's query names, as SQL.
+
+    For a module that shows accounts' currencies beside its own rows (a payment's is its
+    accounts'): one statement instead of its query and then `get_account_refs`.
+    """
+    return repository.currency_of(account_id)
 
 
 async def get_account_refs(
