@@ -105,8 +105,13 @@ class Settings(BaseSettings):
     DATABASE_URL: PostgresDsn = PostgresDsn(
         "postgresql+asyncpg://postgres@127.0.0.1:5432/fastapi_ledger"
     )
-    DB_POOL_SIZE: int = Field(default=10, ge=1, le=200)
-    DB_MAX_OVERFLOW: int = Field(default=5, ge=0, le=200)
+    # A fixed pool by default (15 connections, none beyond): an overflow connection is closed
+    # when it is checked in, inside the request that used it, and that request can be
+    # cancelled by its leaving client mid-close (an ERROR from the pool); under a load that
+    # comes and goes, each overflow connection is also a new connect with its statements
+    # prepared again. The admission gate, not the pool, absorbs bursts.
+    DB_POOL_SIZE: int = Field(default=15, ge=1, le=200)
+    DB_MAX_OVERFLOW: int = Field(default=0, ge=0, le=200)
     DB_POOL_TIMEOUT_SECONDS: float = Field(default=10.0, gt=0)
     DB_STATEMENT_TIMEOUT_MS: int = Field(default=15_000, ge=0)
     DB_ECHO: bool = False
