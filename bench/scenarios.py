@@ -230,44 +230,50 @@ def serving(
 # --- the scenarios ---------------------------------------------------------------------------
 
 
-def measure_bare(options: Options, workdir: Path, label: str) -> Measured:
-    """The bare `GET /ping` at c64."""
+def _baseline(
+    options: Options,
+    workdir: Path,
+    command: Sequence[str],
+    *,
+    name: str,
+    path: str,
+    env: dict[str, str] | None = None,
+    headers: Sequence[str] = (),
+) -> Measured:
+    """A baseline app of bench/ (ready at `/ping`) served on its own, `path` measured at c64."""
     port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "PORT": str(port)}
     with serving(
-        BARE_COMMAND,
-        env,
+        command,
+        {"PATH": "/usr/bin:/bin", "PORT": str(port), **(env or {})},
         port=port,
         workdir=workdir,
-        name="bare",
+        name=name.split()[0],
         ready_path="/ping",
         options=options,
-    ) as bare:
-        return bare.measure(f"bare GET /ping c64 ({label})", "/ping", connections=64)
+    ) as server:
+        return server.measure(name, path, connections=64, headers=headers)
+
+
+def measure_bare(options: Options, workdir: Path, label: str) -> Measured:
+    """The bare `GET /ping` at c64."""
+    return _baseline(
+        options, workdir, BARE_COMMAND, name=f"bare GET /ping c64 ({label})", path="/ping"
+    )
 
 
 def measure_floor(options: Options, workdir: Path) -> Measured:
     """The floor of a cached read (bench/floor_app.py): JWT, one Redis script, an answer; c64."""
-    port = free_port()
     key = secrets.token_hex(32)
     token = jwt.encode({"sub": "floor-user"}, key, algorithm="HS256")
-    env = {"PATH": "/usr/bin:/bin", "PORT": str(port), "REDIS_URL": REDIS_URL, "FLOOR_JWT_KEY": key}
-    path = "/floor/3b4c7a52-5b83-4f3e-a9a1-3a4bb8f2c0de"
-    with serving(
+    return _baseline(
+        options,
+        workdir,
         FLOOR_COMMAND,
-        env,
-        port=port,
-        workdir=workdir,
-        name="floor",
-        ready_path="/ping",
-        options=options,
-    ) as floor:
-        return floor.measure(
-            "floor GET /floor/{id} c64",
-            path,
-            connections=64,
-            headers=[f"Authorization: Bearer {token}"],
-        )
+        name="floor GET /floor/{id} c64",
+        path="/floor/3b4c7a52-5b83-4f3e-a9a1-3a4bb8f2c0de",
+        env={"REDIS_URL": REDIS_URL, "FLOOR_JWT_KEY": key},
+        headers=[f"Authorization: Bearer {token}"],
+    )
 
 
 @dataclass
