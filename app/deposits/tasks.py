@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import Context, TaskiqDepends
 
@@ -58,6 +59,25 @@ async def with_backoff(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+async def recorded(
+    sessions: async_sessionmaker[AsyncSession], record: Callable[[AsyncSession], Awaitable[T]]
+) -> T:
+    """Record an outcome from outside (a charge, an email's fate) in a transaction of its own.
+
+    Once the provider or the mail server has answered, this is the only place that answer is
+    written: the task is acknowledged when it ends, and nothing would call them again for it
+    (the sweeper waits minutes for a charge, and leaves a claimed receipt alone for good). So a
+    database error (a connection dropped by a restart or pg_terminate_backend, a statement
+    timeout) is retried on a fresh connection with backoff. `record` must be idempotent.
+    """
+
+    async def once() -> T:
+        async with sessions() as session, session.begin():
+            return await record(session)
+
+    return await with_backoff(once, transient=DBAPIError)
+
+
 async def complete_deposit(
     deposit_id: uuid.UUID, *, sessions: async_sessionmaker[AsyncSession], provider: PaymentProvider
 ) -> str:
@@ -65,6 +85,7 @@ async def complete_deposit(
 
     Two short transactions around the provider's call: no row lock and no pooled connection is
     held while the card is charged. ProviderUnavailableError propagates: the caller retries.
+    The provider's answer is `recorded` (retried on database errors).
     """
     async with sessions() as session:
         request = await deposits_service.charge_request(session, deposit_id=deposit_id)
@@ -74,8 +95,12 @@ async def complete_deposit(
     charge = await provider.charge(
         deposit_id=request.deposit_id, amount=request.amount, currency=request.currency
     )
-    async with sessions() as session, session.begin():
-        return await deposits_service.finish_deposit(session, deposit_id=deposit_id, charge=charge)
+    return await recorded(
+        sessions,
+        lambda session: deposits_service.finish_deposit(
+            session, deposit_id=deposit_id, charge=charge
+        ),
+    )
 
 
 async def send_receipt(
@@ -99,15 +124,18 @@ async def send_receipt(
     try:
         await sender.send(email)
     except EmailNotSentError:
-        async with sessions() as session, session.begin():
-            await deposits_service.release_receipt(session, deposit_id=deposit_id)
+        await recorded(
+            sessions,
+            lambda session: deposits_service.release_receipt(session, deposit_id=deposit_id),
+        )
         raise
     except EmailInDoubtError:
         # It may have gone out: the claim stays, and nothing sends it again (at most once).
         logger.warning("receipt_in_doubt", deposit_id=str(deposit_id))
         return "in_doubt"
-    async with sessions() as session, session.begin():
-        await deposits_service.receipt_sent(session, deposit_id=deposit_id)
+    await recorded(
+        sessions, lambda session: deposits_service.receipt_sent(session, deposit_id=deposit_id)
+    )
     logger.info("receipt_sent", deposit_id=str(deposit_id))
     return "sent"
 

@@ -6,19 +6,25 @@ stand-in whose failures are the two kinds SmtpEmailSender reports.
 
 from __future__ import annotations
 
+import struct
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.core.db import create_engine, create_session_factory
 from app.core.email import Email, EmailInDoubtError, EmailNotSentError
 from app.core.models import TaskOutboxEntry
 from app.deposits import service as deposits_service
 from app.deposits.models import Deposit, DepositReceipt
-from app.deposits.provider import FakeProvider
+from app.deposits.provider import Charge, FakeProvider
 from app.deposits.tasks import complete_deposit, send_receipt
 from tests.factories import SignedIn, make_deposit, signed_in_user
 
@@ -39,6 +45,22 @@ class Outbox:
 
     async def aclose(self) -> None:
         pass
+
+
+def _server_message(kind: bytes, *fields: tuple[bytes, str]) -> bytes:
+    """One message of PostgreSQL's wire protocol, as the server sends it."""
+    body = b"".join(code + text.encode() + b"\0" for code, text in fields) + b"\0"
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+# What a backend sends just before it closes its socket, after pg_terminate_backend.
+TERMINATED = _server_message(
+    b"E",
+    (b"S", "FATAL"),
+    (b"V", "FATAL"),
+    (b"C", "57P01"),
+    (b"M", "terminating connection due to administrator command"),
+)
 
 
 async def _deposit(client: AsyncClient, user: SignedIn, amount: int) -> uuid.UUID:
@@ -157,6 +179,73 @@ async def test_a_conversation_that_broke_off_keeps_the_claim_and_is_never_resent
         await deposits_service.sweep(session, stale_after=STALE_AFTER)
     assert await _tasks(sessions, deposits_service.RECEIPT_TASK, deposit_id) == 1  # finish's own
     assert server.sent == []
+
+
+@asynccontextmanager
+async def _dropping_once(
+    live_app: FastAPI, after: Callable[[], bool]
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], list[int]]]:
+    """A worker's own pool whose first connection checked out once `after()` holds is dropped.
+
+    The server's FATAL has arrived on it but not yet its socket's close, so the pool's checkout
+    check cannot see it (chaos caught this: "cannot switch to state …; another operation (2) is
+    in progress"). Yields the sessions and the pids of the connections dropped.
+    """
+    engine = create_engine(live_app.state.settings)
+    dropped: list[int] = []
+
+    def the_server_drops_it(dbapi_connection: Any, record: object, proxy: object) -> None:
+        if after() and not dropped:
+            dropped.append(dbapi_connection.driver_connection.get_server_pid())
+            dbapi_connection.driver_connection._protocol.data_received(TERMINATED)
+
+    event.listen(engine.sync_engine, "checkout", the_server_drops_it)
+    try:
+        yield create_session_factory(engine), dropped
+    finally:
+        await engine.dispose()
+
+
+async def test_a_receipt_sent_as_the_database_drops_the_connection_is_still_recorded(
+    live_app: FastAPI, live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """Nothing but this task would ever record that the email left: it retries the record."""
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    server = Outbox()
+    async with _dropping_once(live_app, after=lambda: bool(server.sent)) as (worker, dropped):
+        outcome = await send_receipt(deposit_id, sessions=worker, sender=server)
+    assert dropped  # the fault did happen, after the email left
+    assert outcome == "sent"
+    assert len(server.sent) == 1
+    receipt = await _receipt(sessions, deposit_id)
+    assert receipt is not None
+    assert receipt.sent_at is not None
+
+
+async def test_a_charge_answered_as_the_database_drops_the_connection_is_still_recorded(
+    live_app: FastAPI, live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user = await signed_in_user(live_http)
+    deposit_id = await _deposit(live_http, user, 1250)
+    provider = FakeProvider(latency_ms=0)
+    charged: list[uuid.UUID] = []
+    charge = provider.charge
+
+    async def counted(*, deposit_id: uuid.UUID, amount: int, currency: str) -> Charge:
+        answer = await charge(deposit_id=deposit_id, amount=amount, currency=currency)
+        charged.append(deposit_id)
+        return answer
+
+    provider.charge = counted  # type: ignore[method-assign]
+    async with _dropping_once(live_app, after=lambda: bool(charged)) as (worker, dropped):
+        outcome = await complete_deposit(deposit_id, sessions=worker, provider=provider)
+    assert dropped
+    assert (outcome, charged) == ("succeeded", [deposit_id])  # recorded, not charged again
+    async with sessions() as session:
+        deposit = await session.get(Deposit, deposit_id)
+    assert deposit is not None
+    assert deposit.status == "succeeded"
 
 
 async def test_the_sweeper_redrives_stale_pending_deposits_and_missing_receipts_only(
