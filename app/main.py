@@ -23,7 +23,7 @@ from app.core.admission import AdmissionMiddleware, CancelOnDisconnectMiddleware
 from app.core.body_limit import BodyLimitMiddleware
 from app.core.cache import Cache
 from app.core.config import Environment, Settings, get_settings
-from app.core.db import create_engine, create_session_factory
+from app.core.db import create_engine, create_read_session_factory, create_session_factory
 from app.core.docs import install_docs
 from app.core.error_handlers import install_error_handlers
 from app.core.errors import ServiceUnavailableError
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Pools are created here, not at import, so tests and workers control their lifetime.
         app.state.engine = create_engine(settings)
         app.state.session_factory = create_session_factory(app.state.engine)
+        app.state.read_session_factory = create_read_session_factory(app.state.engine)
         pool_collector = PoolCollector(app.state.engine, settings)
         metrics_registry.register(pool_collector)
         app.state.redis = create_redis(settings)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
 
 from app.core.config import Settings
 
@@ -92,6 +92,42 @@ def _discard_closed(
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions keep loaded objects usable after commit (no lazy reload in async code)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+class ReadOnlySession(Session):
+    """The session of a read (GET, HEAD): every statement is its own transaction; no writes.
+
+    Its connections run in autocommit: no BEGIN and no COMMIT, two round trips of three for a
+    one-query read. That loses no consistency: under READ COMMITTED (our level) each statement
+    of a transaction sees its own snapshot anyway. What autocommit would lose is atomicity of
+    writes, so a write raises `ReadOnlySessionError` before it reaches the database (ADR 0032).
+    """
+
+
+class ReadOnlySessionError(RuntimeError):
+    """A write through a read request's session: a programming error (make it a POST)."""
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_statements_that_write(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise ReadOnlySessionError("a read request's session cannot write (ADR 0032)")
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flushes_that_write(session: Session, context: object, instances: object) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise ReadOnlySessionError("a read request's session cannot write (ADR 0032)")
+
+
+def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads: autocommit connections of the same pool, writes refused."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        autoflush=False,
+        sync_session_class=ReadOnlySession,
+    )
 
 
 async def ping_database(engine: AsyncEngine, *, within_seconds: float) -> bool:

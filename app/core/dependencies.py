@@ -42,6 +42,7 @@ _SESSION = "ledger.request_session"
 # Where FastAPI keeps the exit stack of `scope="function"` dependencies: it unwinds after the
 # endpoint returned (and its answer was serialized), before the response is sent.
 _FUNCTION_STACK = "fastapi_function_astack"
+_READS = frozenset({"GET", "HEAD"})
 
 
 class _RequestSession:
@@ -72,7 +73,12 @@ class _RequestSession:
         if not isinstance(stack, AsyncExitStack):
             # Without it nothing would commit: fail loudly (a FastAPI upgrade, not a request).
             raise RuntimeError(f"no {_FUNCTION_STACK} in the request scope: cannot commit")
-        factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+        # A read gets a session without BEGIN and COMMIT, which refuses writes (ADR 0032).
+        factory: async_sessionmaker[AsyncSession] = (
+            request.app.state.read_session_factory
+            if request.scope["method"] in _READS
+            else request.app.state.session_factory
+        )
         invalidator: Invalidator = request.app.state.invalidator
         session = self._session = factory()
         stack.push_async_exit(functools.partial(_end_transaction, session, invalidator))

@@ -16,10 +16,12 @@ from fastapi import APIRouter, FastAPI
 from httpx import ASGITransport, AsyncClient
 from redis import Redis as SyncRedis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from starlette.types import ASGIApp
 
 from app.core.cache import take_stale
 from app.core.config import get_settings
+from app.core.db import ReadOnlySession
 from app.main import create_app
 from app.users import service as users_service
 from tests.conftest import TEST_REDIS_URL, database_copy
@@ -99,17 +101,22 @@ async def db_connection(app: FastAPI) -> AsyncIterator[AsyncConnection]:
     """
     async with app.state.engine.connect() as connection:
         transaction = await connection.begin()
-        original = app.state.session_factory
-        app.state.session_factory = async_sessionmaker(
-            bind=connection,
-            expire_on_commit=False,
-            autoflush=False,
-            join_transaction_mode="create_savepoint",
+        originals = app.state.session_factory, app.state.read_session_factory
+        # Reads too: inside the test's transaction (not autocommit), still refusing writes.
+        app.state.session_factory, app.state.read_session_factory = (
+            async_sessionmaker(
+                bind=connection,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="create_savepoint",
+                sync_session_class=sync_session_class,
+            )
+            for sync_session_class in (Session, ReadOnlySession)
         )
         try:
             yield connection
         finally:
-            app.state.session_factory = original
+            app.state.session_factory, app.state.read_session_factory = originals
             await transaction.rollback()
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
 from httpx import AsyncClient
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, column, event, insert, table, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.db import ReadOnlySessionError, create_read_session_factory
 from app.core.dependencies import SessionDep, request_session
 from app.core.errors import AppError
+from app.core.models import TaskOutboxEntry
 from tests.integration.conftest import http_client, started_app
 
 events: list[str] = []
@@ -23,6 +26,7 @@ CREATE = text("CREATE TABLE session_probe_writes (marker text PRIMARY KEY)")
 DROP = text("DROP TABLE session_probe_writes")
 INSERT = text("INSERT INTO session_probe_writes (marker) VALUES (:marker)")
 COUNT = text("SELECT count(*) FROM session_probe_writes WHERE marker = :marker")
+PROBE_WRITES = table("session_probe_writes", column("marker"))
 
 
 async def _write(session: AsyncSession, marker: str) -> None:
@@ -55,6 +59,18 @@ async def write_twice(session: SessionDep, marker: str) -> None:
 @probe.get("/untouched")
 async def untouched(session: SessionDep) -> dict[str, bool]:
     return {"ok": True}
+
+
+@probe.get("/read")
+async def read(session: SessionDep, marker: str) -> dict[str, int]:
+    first = await session.scalar(COUNT, {"marker": marker})
+    second = await session.scalar(COUNT, {"marker": marker})
+    return {"count": first + second}
+
+
+@probe.get("/write-in-a-read")
+async def write_in_a_read(session: SessionDep, marker: str) -> None:
+    await session.execute(insert(PROBE_WRITES).values(marker=marker))
 
 
 class OutcomeError(AppError):
@@ -214,3 +230,66 @@ async def test_a_dependency_and_its_endpoint_share_the_request_session(
     assert len(opened) == 1  # one session, so one transaction for both writes
     assert await kept(probe_app, "shared-dependency")
     assert await kept(probe_app, "shared")
+
+
+@pytest.fixture
+def statements(probe_app: FastAPI) -> Iterator[list[str]]:
+    """The first word of every statement the app's connections send, BEGIN and COMMIT too.
+
+    SQLAlchemy's event sees the statements it executes; asyncpg's query logger sees what the
+    driver sends on its own (a transaction's BEGIN and COMMIT), not prepared statements.
+    """
+    seen: list[str] = []
+
+    def word(query: str) -> None:
+        seen.append(query.split(None, 1)[0].rstrip(";").upper())
+
+    def logged(query: object) -> None:
+        word(str(getattr(query, "query", "")))
+
+    def executed(conn: Connection, cursor: object, statement: str, *_: object) -> None:
+        word(statement)
+
+    def attach(dbapi_connection: Any, *_: object) -> None:
+        dbapi_connection.driver_connection.add_query_logger(logged)
+
+    def detach(dbapi_connection: Any, *_: object) -> None:
+        dbapi_connection.driver_connection.remove_query_logger(logged)
+
+    engine = probe_app.state.engine.sync_engine
+    hooks = (("checkout", attach), ("checkin", detach), ("before_cursor_execute", executed))
+    for name, hook in hooks:
+        event.listen(engine, name, hook)
+    yield seen
+    for name, hook in hooks:
+        event.remove(engine, name, hook)
+
+
+async def test_a_read_sends_its_statements_alone_without_begin_or_commit(
+    http: AsyncClient, statements: list[str]
+) -> None:
+    # ADR 0032: a GET's statements autocommit, each its own transaction (READ COMMITTED gives
+    # each statement of a transaction its own snapshot anyway): two round trips saved.
+    assert (await http.get("/probe/read", params={"marker": "none"})).json() == {"count": 0}
+    assert statements == ["SELECT", "SELECT"]
+    statements.clear()
+    assert (await http.post("/probe/write", params={"marker": "a-write"})).status_code == 201
+    assert sorted(statements) == ["BEGIN", "COMMIT", "INSERT"]  # a write keeps its transaction
+
+
+async def test_a_read_that_writes_is_refused_before_the_database(
+    http: AsyncClient, probe_app: FastAPI, statements: list[str]
+) -> None:
+    response = await http.get("/probe/write-in-a-read", params={"marker": "read-wrote"})
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert statements == []
+    assert not await kept(probe_app, "read-wrote")
+
+
+async def test_a_read_session_refuses_to_flush_new_or_changed_objects(probe_app: FastAPI) -> None:
+    factory = create_read_session_factory(probe_app.state.engine)
+    async with factory() as session:
+        session.add(TaskOutboxEntry(task_name="probe", arguments="{}"))
+        with pytest.raises(ReadOnlySessionError):
+            await session.flush()
