@@ -6,9 +6,11 @@ The one-transaction-per-request session dependency is in `app.core.dependencies`
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, event, func, text
 from sqlalchemy.exc import DisconnectionError
@@ -19,6 +21,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.util import memoized_property
+from sqlalchemy.util.queue import AsyncAdaptedQueue
 
 from app.core.config import Settings
 
@@ -52,10 +57,72 @@ class TimestampMixin:
     )
 
 
+T = TypeVar("T")
+
+
+class FairQueue(asyncio.Queue[T]):
+    """An asyncio queue whose getters are served in the order they came.
+
+    `asyncio.Queue` lets a newcomer take an item put for a getter that has not run yet; that
+    getter then goes to the *back* of the line. For the connection pool that means a request
+    can wait behind every request that arrives after it: under a burst beyond the pool, the
+    p99 of a database read was 5 to 16 times its median. Here an item put while getters wait is
+    handed to the first of them, so no getter takes an item ahead of one already waiting.
+    """
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self._waiting: deque[asyncio.Future[T]] = deque()
+
+    async def get(self) -> T:
+        """An item, after every getter that came before has had one.
+
+        While getters wait the queue holds nothing (each item put went to one of them), so
+        `get_nowait` cannot take an item ahead of them either.
+        """
+        if not self.empty():
+            return super().get_nowait()
+        waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # Cancelled (a pool timeout, a client gone) after the item was handed over, but
+            # before running again: the item goes on to the next in line, not lost.
+            if waiter.done() and not waiter.cancelled():
+                self.put_nowait(waiter.result())
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(waiter)
+
+    def put_nowait(self, item: T) -> None:
+        """Hand `item` to the first getter still waiting, or keep it."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(item)
+                return
+        super().put_nowait(item)
+
+
+class _FairAdaptedQueue(AsyncAdaptedQueue[T]):
+    @memoized_property
+    def _queue(self) -> asyncio.Queue[T]:
+        return FairQueue(maxsize=self.maxsize)
+
+
+class FairAsyncQueuePool(AsyncAdaptedQueuePool):
+    """SQLAlchemy's asyncio pool, with connections handed out first come, first served."""
+
+    _queue_class = _FairAdaptedQueue  # type: ignore[assignment]  # generic in its item type
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """The process-wide engine; the pool is bounded so a burst queues instead of piling up."""
     engine = create_async_engine(
         str(settings.DATABASE_URL),
+        poolclass=FairAsyncQueuePool,
         pool_size=settings.DB_POOL_SIZE,
         max_overflow=settings.DB_MAX_OVERFLOW,
         pool_timeout=settings.DB_POOL_TIMEOUT_SECONDS,
