@@ -115,6 +115,9 @@ class _FairAdaptedQueue(AsyncAdaptedQueue[T]):
 class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio pool, with connections handed out first come, first served."""
 
+    # Its log lines stay under `sqlalchemy.pool` (WARNING unless asked), as the stock pool's
+    # do: under `app.` they would be INFO lines like "Pool recreating" at every dispose.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.FairAsyncQueuePool"
     _queue_class = _FairAdaptedQueue  # type: ignore[assignment]  # generic in its item type
 
 

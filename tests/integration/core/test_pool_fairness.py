@@ -41,6 +41,8 @@ async def test_a_request_coming_back_for_a_connection_waits_behind_those_already
     engine = create_engine(settings)
     try:
         assert isinstance(engine.sync_engine.pool, FairAsyncQueuePool)
+        # Its INFO lines ("Pool recreating" at each dispose) stay off, as the stock pool's.
+        assert engine.sync_engine.pool.logger.name.startswith("sqlalchemy.pool.")
         served = await _acquisitions(engine)
     finally:
         await engine.dispose()
