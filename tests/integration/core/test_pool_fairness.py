@@ -8,6 +8,7 @@ depends on timing, so the deterministic check of that is in tests/unit/core/test
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -42,7 +43,9 @@ async def test_a_request_coming_back_for_a_connection_waits_behind_those_already
     try:
         assert isinstance(engine.sync_engine.pool, FairAsyncQueuePool)
         # Its INFO lines ("Pool recreating" at each dispose) stay off, as the stock pool's.
-        assert engine.sync_engine.pool.logger.name.startswith("sqlalchemy.pool.")
+        logger = engine.sync_engine.pool.logger
+        assert isinstance(logger, logging.Logger)
+        assert logger.name.startswith("sqlalchemy.pool.")
         served = await _acquisitions(engine)
     finally:
         await engine.dispose()
