@@ -159,9 +159,13 @@ def _discard_closed(
         raise DisconnectionError("the server closed this pooled connection")
 
 
-def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_session_factory(
+    engine: AsyncEngine, *, sync_session_class: type[Session] = Session
+) -> async_sessionmaker[AsyncSession]:
     """Sessions keep loaded objects usable after commit (no lazy reload in async code)."""
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=sync_session_class
+    )
 
 
 class ReadOnlySession(Session):
@@ -192,11 +196,8 @@ def _refuse_flushes_that_write(session: Session, context: object, instances: obj
 
 def create_read_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for reads: autocommit connections of the same pool, writes refused."""
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"),
-        expire_on_commit=False,
-        autoflush=False,
-        sync_session_class=ReadOnlySession,
+    return create_session_factory(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), sync_session_class=ReadOnlySession
     )
 
 
