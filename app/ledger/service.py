@@ -65,9 +65,22 @@ async def post_transaction(
     """
     check_legs(legs)
     posted = await repository.post(session, kind, [(leg.account_id, leg.amount) for leg in legs])
+    return posting_outcome(session, posted, account_ids=[leg.account_id for leg in legs])
+
+
+def posting_outcome(
+    session: AsyncSession, posted: uuid.UUID | str, *, account_ids: Sequence[uuid.UUID]
+) -> uuid.UUID | Refusal:
+    """What a call of `ledger_post` answered, as `post_transaction` returns it.
+
+    `posted` is the call's answer: its transaction's id, or a refusal code. A refusal becomes
+    its error; after a posting, the accounts' cached values are marked stale (bumped once the
+    transaction commits). For a database function of another module that calls `ledger_post`
+    itself, so that its outcome means what a posting made here means (`payment_create`).
+    """
     if isinstance(posted, str):
         return Refusal(_REFUSALS[posted]())
-    mark_stale(session, *{accounts_service.cache_scope(leg.account_id) for leg in legs})
+    mark_stale(session, *{accounts_service.cache_scope(account_id) for account_id in account_ids})
     return posted
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, Select, bindparam, insert, or_, select, tuple_
+from sqlalchemy import Row, Select, bindparam, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import service as accounts_service
@@ -15,9 +16,14 @@ from app.core.pagination import KeysetPosition
 from app.payments.models import Payment
 from app.payments.schemas import PaymentFilters
 
-# Built once, executed with plain values: the hot path needs no ORM unit of work (no identity
-# map, no flush plan) for a row it never reads back.
-_INSERT = insert(Payment).returning(Payment.id, Payment.created_at)
+# One call of the migration's PL/pgSQL function: the payment's checks on its accounts,
+# `ledger_post` and the payment's row, in one round trip. Built once: the hot path pays for no
+# statement construction and no ORM unit of work.
+_CREATE = text(
+    "SELECT invalid, refusal, ledger_transaction_id, created_at"
+    " FROM payment_create(:id, :owner_id, :source_account_id, :destination_account_id,"
+    " :amount, :currency, :description)"
+)
 # What a payment is read as: plain rows of these columns, not ORM instances (a page of 21 rows
 # spent more CPU building instances and their identity map than running its query).
 # The currency is the accounts' (a payment does not store it): read in the same statement.
@@ -35,37 +41,48 @@ _READ = (
 PaymentRow = Row[uuid.UUID, str, int, str, uuid.UUID, uuid.UUID, str, str | None, datetime]
 
 
-async def insert_payment(
+@dataclass(frozen=True)
+class Recorded:
+    """A payment `payment_create` recorded: posted, or refused and recorded as failed."""
+
+    posted: uuid.UUID | str  # the ledger transaction's id, or the refusal code of ledger_post
+    created_at: datetime
+
+
+async def create(
     session: AsyncSession,
     *,
+    payment_id: uuid.UUID,
     owner_id: uuid.UUID,
     source_account_id: uuid.UUID,
     destination_account_id: uuid.UUID,
     amount: int,
+    currency: str,
     description: str,
-    status: str,
-    failure_code: str | None,
-    ledger_transaction_id: uuid.UUID | None,
-) -> tuple[uuid.UUID, datetime]:
-    """Insert a payment; its id and creation time (RETURNING: no extra query)."""
-    payment_id = uuid.uuid4()
+) -> Recorded | str:
+    """Check the accounts, post and record the payment, in one statement.
+
+    A string is the code of a request it would not run (an unknown or someone else's source, a
+    destination that is no user's account, another currency): nothing was written.
+    """
     row = (
         await session.execute(
-            _INSERT,
+            _CREATE,
             {
                 "id": payment_id,
                 "owner_id": owner_id,
                 "source_account_id": source_account_id,
                 "destination_account_id": destination_account_id,
                 "amount": amount,
+                "currency": currency,
                 "description": description,
-                "status": status,
-                "failure_code": failure_code,
-                "ledger_transaction_id": ledger_transaction_id,
             },
         )
     ).one()
-    return row.id, row.created_at
+    if row.invalid is not None:
+        invalid: str = row.invalid
+        return invalid
+    return Recorded(posted=row.refusal or row.ledger_transaction_id, created_at=row.created_at)
 
 
 async def get_owned(

@@ -12,9 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Refusal
-from app.ledger import repository
 from app.ledger import service as ledger_service
 from app.ledger.schemas import LedgerKind, Leg
+from app.payments import repository as payments_repository
 from tests.factories import (
     SignedIn,
     adjust,
@@ -36,17 +36,17 @@ async def test_a_deadlock_answers_503_writes_nothing_and_the_same_key_then_succe
     source = await open_account(client, user)
     destination = await open_account(client, user, name="other")
     await adjust(client, admin, source["id"], 100)
-    real_post = repository.post
+    real_create = payments_repository.create  # a payment posts in `payment_create`
     calls = 0
 
-    async def deadlocked_once(*args: Any) -> object:
+    async def deadlocked_once(*args: Any, **kwargs: Any) -> object:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise DBAPIError("SELECT ledger_post(...)", {}, FakeDeadlockError("deadlock detected"))
-        return await real_post(*args)
+            raise DBAPIError("SELECT payment_create(...)", {}, FakeDeadlockError("deadlock"))
+        return await real_create(*args, **kwargs)
 
-    monkeypatch.setattr(repository, "post", deadlocked_once)
+    monkeypatch.setattr(payments_repository, "create", deadlocked_once)
     headers = idempotency_headers(user)
     body = payment_body(source["id"], destination["id"], 40)
     first = await client.post("/api/v1/payments", json=body, headers=headers)
@@ -75,10 +75,10 @@ async def test_another_database_error_stays_a_500(
     class FakeSyntaxError(Exception):
         sqlstate = "42601"
 
-    async def broken(*args: Any) -> object:
-        raise DBAPIError("SELECT ledger_post(...)", {}, FakeSyntaxError("syntax error"))
+    async def broken(*args: Any, **kwargs: Any) -> object:
+        raise DBAPIError("SELECT payment_create(...)", {}, FakeSyntaxError("syntax error"))
 
-    monkeypatch.setattr(repository, "post", broken)
+    monkeypatch.setattr(payments_repository, "create", broken)
     response = await client.post(
         "/api/v1/payments",
         json=payment_body(source["id"], destination["id"], 40),

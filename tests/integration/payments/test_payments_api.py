@@ -12,6 +12,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.accounts import service as accounts_service
 from app.idempotency.models import IdempotencyKey
 from app.ledger.models import LedgerEntry
 from app.payments.models import Payment
@@ -83,24 +84,37 @@ async def test_insufficient_funds_is_409_and_records_a_failed_payment(
     ]
 
 
-async def test_business_errors_are_in_the_error_shape(client: AsyncClient, admin: SignedIn) -> None:
+async def test_business_errors_are_in_the_error_shape(
+    client: AsyncClient, admin: SignedIn, session: AsyncSession
+) -> None:
     payer, source, destination = await funded_pair(client, admin)
     usd = await open_account(client, payer, currency="USD")
     stranger = await signed_in_user(client)
     strangers_account = await open_account(client, stranger)
+    system = await accounts_service.system_account_id(session, currency="EUR")
+    no_source, no_destination = "No such source account.", "No such destination account."
     cases = [
-        (payment_body(source["id"], source["id"], 1), 422, "same_account"),
-        (payment_body(source["id"], usd["id"], 1), 422, "currency_mismatch"),
-        (payment_body(source["id"], destination["id"], 1, "USD"), 422, "currency_mismatch"),
-        (payment_body(strangers_account["id"], destination["id"], 1), 404, "not_found"),
-        (payment_body(uuid.uuid4(), destination["id"], 1), 404, "not_found"),
-        (payment_body(source["id"], uuid.uuid4(), 1), 404, "not_found"),
+        (payment_body(source["id"], source["id"], 1), 422, "same_account", None),
+        (payment_body(source["id"], usd["id"], 1), 422, "currency_mismatch", None),
+        (payment_body(source["id"], destination["id"], 1, "USD"), 422, "currency_mismatch", None),
+        (payment_body(strangers_account["id"], destination["id"], 1), 404, "not_found", no_source),
+        (payment_body(uuid.uuid4(), destination["id"], 1), 404, "not_found", no_source),
+        (payment_body(system, destination["id"], 1), 404, "not_found", no_source),
+        (payment_body(source["id"], uuid.uuid4(), 1), 404, "not_found", no_destination),
+        (payment_body(source["id"], system, 1), 404, "not_found", no_destination),
     ]
-    for body, status, code in cases:
+    for body, status, code, detail in cases:
         response = await client.post(PAYMENTS, json=body, headers=idempotency_headers(payer))
         assert (response.status_code, response.json()["error"]) == (status, code), body
         assert response.headers["content-type"] == "application/problem+json"
+        if detail is not None:
+            assert response.json()["detail"] == detail, body
     assert await balance(client, payer, source) == 10_000
+    # Refused before any posting: no payment is recorded (a refused posting is, as failed).
+    written = await session.scalar(
+        select(func.count()).select_from(Payment).where(Payment.owner_id == uuid.UUID(payer.id))
+    )
+    assert written == 0
 
 
 @pytest.mark.parametrize(
@@ -367,3 +381,28 @@ async def test_expired_keys_are_deleted_by_the_clean_up(
     later = now + timedelta(days=2)
     assert await idempotency_service.delete_expired_keys(session, now=later) >= 1
     assert await session.scalar(select(func.count()).select_from(IdempotencyKey).where(key)) == 0
+
+
+async def test_a_payment_is_three_statements_a_refused_one_too(
+    client: AsyncClient, admin: SignedIn, count_statements: list[str]
+) -> None:
+    # The key's claim, the payment (checks, posting and row: `payment_create`), the stored
+    # outcome. Each round trip is the largest single cost of a payment (issue 14).
+    payer, source, destination = await funded_pair(client, admin, amount=100)
+    expected = ["idempotency_claim(", "payment_create(", "INSERT INTO idempotency_keys"]
+    for amount, status in ((60, 201), (60, 409)):
+        count_statements.clear()
+        response = await client.post(
+            PAYMENTS,
+            json=payment_body(source["id"], destination["id"], amount),
+            headers=idempotency_headers(payer),
+        )
+        assert response.status_code == status
+        # The request's BEGIN and COMMIT are a savepoint and its release inside the test's
+        # transaction.
+        framing = [s for s in count_statements if "SAVEPOINT" in s]
+        work = [s for s in count_statements if "SAVEPOINT" not in s]
+        assert [s.split()[0] for s in framing] == ["SAVEPOINT", "RELEASE"], count_statements
+        assert len(work) == len(expected), work
+        for statement, text in zip(work, expected, strict=True):
+            assert text in statement
