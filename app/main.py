@@ -123,6 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # No trailing-slash redirects: Starlette builds them from the Host header, which a
         # client controls (`Host: evil.example` → `Location: http://evil.example/…`).
         redirect_slashes=False,
+        # FastAPI's native OpenTelemetry, off: this service's telemetry is its own (RED
+        # metrics, one access line per request, Sentry; ADR 0030). Left on with no provider
+        # configured it exports nothing, yet looks the providers up on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app, oauth2_token_paths=frozenset({f"{API_PREFIX}/auth/login"}))
     install_openapi(app, currencies=settings.SUPPORTED_CURRENCIES)

@@ -234,3 +234,27 @@ async def test_readiness_is_a_gauge_for_its_alert(
     monkeypatch.setattr(live_app.state.readiness, "check", not_ready)
     values = {s.name: s.value for s in _samples(await _scrape(live_http))}
     assert values["ledger_ready"] == 0
+
+
+async def test_fastapis_own_opentelemetry_stays_off(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The service's telemetry is its own (ADR 0030). FastAPI's native OpenTelemetry, left on,
+    # asks OpenTelemetry for its providers on every request; configured, it would also trace
+    # and meter every request beside our metrics. Here the providers look configured.
+    import opentelemetry._logs
+    import opentelemetry.metrics
+    import opentelemetry.trace
+
+    asked: list[str] = []
+
+    def provider(kind: str) -> object:
+        asked.append(kind)
+        return object()  # not one of OpenTelemetry's deferred providers: "configured"
+
+    monkeypatch.setattr(opentelemetry.trace, "get_tracer_provider", lambda: provider("trace"))
+    monkeypatch.setattr(opentelemetry.metrics, "get_meter_provider", lambda: provider("metrics"))
+    monkeypatch.setattr(opentelemetry._logs, "get_logger_provider", lambda: provider("logs"))
+    response = await client.get("/health/live")
+    assert response.status_code == 200
+    assert asked == []
