@@ -17,7 +17,7 @@ out changes what the others do (without the rate limit, nothing reads the princi
 account ahead, so the cached read makes two more Redis calls): read each row as "the app
 without it", not as a price tag that adds up. The cached read's column moves by ±30 µs from one
 variant to the next within a run (its Redis round trip); `/health/live`'s, with no round trip,
-by 1–2 µs.
+by 1 or 2 µs.
 """
 
 from __future__ import annotations
