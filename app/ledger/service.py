@@ -1,9 +1,10 @@
 """Use cases of the ledger. Never commits: the request's transaction does.
 
-`post_transaction` is the only way money moves: the database's `ledger_post` locks every
-account involved in id order, checks the rules on the locked balances, then writes one ledger
-transaction, its entries and the new balances. Payments, adjustments and deposits all go
-through it. An account's statement and summary are read here too; whose account it is, and
+The database's `ledger_post` is the only way money moves: it locks every account involved in
+id order, checks the rules on the locked balances, then writes one ledger transaction, its
+entries and the new balances. Adjustments and deposits call it through `post_transaction`; a
+payment's `payment_create` calls it inside the database, and `posting_outcome` gives its answer
+the same meaning. An account's statement and summary are read here too; whose account it is, and
 its cache scope, are the accounts module's.
 """
 
