@@ -106,4 +106,6 @@ class DepositReceipt(Base):
         ForeignKey("deposits.id", ondelete="RESTRICT"), primary_key=True
     )
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The attempt that claimed it: a worker that lost its COMMIT's answer recognises its own claim.
+    claim_id: Mapped[uuid.UUID | None]
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -54,15 +54,25 @@ async def record_event(
     return inserted.scalar_one_or_none() is not None
 
 
-async def claim_receipt(session: AsyncSession, *, deposit_id: uuid.UUID) -> bool:
-    """Claim the one receipt of a deposit; False when it was claimed before."""
+async def claim_receipt(
+    session: AsyncSession, *, deposit_id: uuid.UUID, claim_id: uuid.UUID
+) -> bool:
+    """Claim the one receipt of a deposit for the attempt `claim_id`; False when it was claimed."""
     inserted = await session.execute(
         insert(DepositReceipt)
-        .values(deposit_id=deposit_id)
+        .values(deposit_id=deposit_id, claim_id=claim_id)
         .on_conflict_do_nothing(index_elements=[DepositReceipt.deposit_id])
         .returning(DepositReceipt.deposit_id)
     )
     return inserted.scalar_one_or_none() is not None
+
+
+async def receipt_claim_id(session: AsyncSession, *, deposit_id: uuid.UUID) -> uuid.UUID | None:
+    """The attempt that claimed the deposit's receipt; None when nobody has (or it is unknown)."""
+    claim_id: uuid.UUID | None = await session.scalar(
+        select(DepositReceipt.claim_id).where(DepositReceipt.deposit_id == deposit_id)
+    )
+    return claim_id
 
 
 async def mark_receipt_sent(session: AsyncSession, *, deposit_id: uuid.UUID) -> None:

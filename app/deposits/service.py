@@ -202,9 +202,19 @@ async def receipt_email(session: AsyncSession, *, deposit_id: uuid.UUID) -> Emai
     )
 
 
-async def claim_receipt(session: AsyncSession, *, deposit_id: uuid.UUID) -> bool:
-    """Claim the one receipt of a deposit before sending it; False if it was claimed before."""
-    return await repository.claim_receipt(session, deposit_id=deposit_id)
+async def claim_receipt(
+    session: AsyncSession, *, deposit_id: uuid.UUID, claim_id: uuid.UUID
+) -> bool:
+    """Claim the one receipt of a deposit before sending it; False if it was claimed before.
+
+    `claim_id` names the attempt: one that loses its commit's answer asks `receipt_claimed_by`.
+    """
+    return await repository.claim_receipt(session, deposit_id=deposit_id, claim_id=claim_id)
+
+
+async def receipt_claimed_by(session: AsyncSession, *, deposit_id: uuid.UUID) -> uuid.UUID | None:
+    """The attempt whose claim on the deposit's receipt stands; None if no claim stands."""
+    return await repository.receipt_claim_id(session, deposit_id=deposit_id)
 
 
 async def receipt_sent(session: AsyncSession, *, deposit_id: uuid.UUID) -> None:

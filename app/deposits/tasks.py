@@ -113,14 +113,31 @@ async def send_receipt(
     not take it (EmailNotSentError) gets the claim back and the error propagates, to be
     retried; a broken conversation (EmailInDoubtError), or a worker that dies between the claim
     and the server's answer, leaves a claim without `sent_at`: that receipt is given up rather
-    than risked twice (ADR 0026).
+    than risked twice (ADR 0026). A claim whose commit lost its answer is looked up by this
+    attempt's id: its own claim goes on to be sent, since nothing has left yet.
     """
-    async with sessions() as session, session.begin():
-        email = await deposits_service.receipt_email(session, deposit_id=deposit_id)
-        if email is None:
-            return "no_receipt"
-        if not await deposits_service.claim_receipt(session, deposit_id=deposit_id):
-            return "already_claimed"
+    claim_id = uuid.uuid4()  # this attempt's: it tells its own claim from another worker's
+    email = None
+    try:
+        async with sessions() as session, session.begin():
+            email = await deposits_service.receipt_email(session, deposit_id=deposit_id)
+            if email is None:
+                return "no_receipt"
+            if not await deposits_service.claim_receipt(
+                session, deposit_id=deposit_id, claim_id=claim_id
+            ):
+                return "already_claimed"
+    except DBAPIError:
+        # The claim may have committed with the answer lost (a connection dropped mid-commit).
+        # Nothing has been sent yet: if the claim that stands is this attempt's, send it;
+        # otherwise the error stands, and a retry finds the receipt unclaimed or claimed.
+        claimed_by = await recorded(
+            sessions,
+            lambda session: deposits_service.receipt_claimed_by(session, deposit_id=deposit_id),
+        )
+        if email is None or claimed_by != claim_id:
+            raise
+        logger.info("receipt_claim_confirmed", deposit_id=str(deposit_id))
     try:
         await sender.send(email)
     except EmailNotSentError:

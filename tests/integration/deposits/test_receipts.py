@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
 from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import create_engine, create_session_factory
@@ -221,6 +222,93 @@ async def test_a_receipt_sent_as_the_database_drops_the_connection_is_still_reco
     receipt = await _receipt(sessions, deposit_id)
     assert receipt is not None
     assert receipt.sent_at is not None
+
+
+def _claim_then(monkeypatch: pytest.MonkeyPatch, *, commit_lands: bool) -> list[uuid.UUID]:
+    """The receipt's claim fails once with a dropped connection's error; returns the claims.
+
+    `commit_lands`: the error comes after the claim committed (its answer lost); otherwise it
+    comes at the claim's statement, and nothing commits.
+    """
+    claim = deposits_service.claim_receipt
+    claims: list[uuid.UUID] = []
+
+    async def failing_once(
+        session: AsyncSession, *, deposit_id: uuid.UUID, claim_id: uuid.UUID
+    ) -> bool:
+        claims.append(claim_id)
+        lost = DBAPIError("COMMIT", {}, ConnectionResetError("connection lost"))
+        if len(claims) > 1:
+            return await claim(session, deposit_id=deposit_id, claim_id=claim_id)
+        if not commit_lands:
+            raise lost
+        claimed = await claim(session, deposit_id=deposit_id, claim_id=claim_id)
+
+        def answer_lost(_: object) -> None:
+            raise lost
+
+        event.listen(session.sync_session, "after_commit", answer_lost, once=True)
+        return claimed
+
+    monkeypatch.setattr(deposits_service, "claim_receipt", failing_once)
+    return claims
+
+
+async def test_a_claim_whose_commit_lost_its_answer_is_recognised_and_sent(
+    live_http: AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before, the task failed, its retry found the receipt claimed, and nothing ever sent it."""
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    claims = _claim_then(monkeypatch, commit_lands=True)
+    server = Outbox()
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "sent"
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "already_claimed"
+    assert len(server.sent) == 1
+    receipt = await _receipt(sessions, deposit_id)
+    assert receipt is not None
+    assert (receipt.claim_id, receipt.sent_at is not None) == (claims[0], True)
+
+
+async def test_a_claim_that_did_not_commit_is_not_sent_and_its_retry_is(
+    live_http: AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    _claim_then(monkeypatch, commit_lands=False)
+    server = Outbox()
+    with pytest.raises(DBAPIError):
+        await send_receipt(deposit_id, sessions=sessions, sender=server)
+    assert server.sent == []
+    assert await _receipt(sessions, deposit_id) is None
+    assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "sent"
+    assert len(server.sent) == 1
+
+
+async def test_another_attempts_claim_is_never_taken_for_ones_own(
+    live_http: AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The commit's answer is lost, and the claim that stands is another attempt's (it may be
+    # sending right now): this attempt must not send.
+    user = await signed_in_user(live_http)
+    deposit_id = await _succeeded(live_http, user, sessions)
+    _claim_then(monkeypatch, commit_lands=True)
+    someone_else = uuid.uuid4()
+
+    async def claimed_by_another(session: AsyncSession, *, deposit_id: uuid.UUID) -> uuid.UUID:
+        return someone_else
+
+    monkeypatch.setattr(deposits_service, "receipt_claimed_by", claimed_by_another)
+    server = Outbox()
+    with pytest.raises(DBAPIError):
+        await send_receipt(deposit_id, sessions=sessions, sender=server)
+    assert server.sent == []
 
 
 async def test_a_charge_answered_as_the_database_drops_the_connection_is_still_recorded(
