@@ -224,6 +224,14 @@ async def test_a_receipt_sent_as_the_database_drops_the_connection_is_still_reco
     assert receipt.sent_at is not None
 
 
+@pytest.fixture
+async def deposit_id(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> uuid.UUID:
+    """A fresh user's succeeded deposit, its receipt not sent yet."""
+    return await _succeeded(live_http, await signed_in_user(live_http), sessions)
+
+
 def _claim_then(monkeypatch: pytest.MonkeyPatch, *, commit_lands: bool) -> list[uuid.UUID]:
     """The receipt's claim fails once with a dropped connection's error; returns the claims.
 
@@ -255,13 +263,11 @@ def _claim_then(monkeypatch: pytest.MonkeyPatch, *, commit_lands: bool) -> list[
 
 
 async def test_a_claim_whose_commit_lost_its_answer_is_recognised_and_sent(
-    live_http: AsyncClient,
+    deposit_id: uuid.UUID,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Before, the task failed, its retry found the receipt claimed, and nothing ever sent it."""
-    user = await signed_in_user(live_http)
-    deposit_id = await _succeeded(live_http, user, sessions)
     claims = _claim_then(monkeypatch, commit_lands=True)
     server = Outbox()
     assert await send_receipt(deposit_id, sessions=sessions, sender=server) == "sent"
@@ -273,12 +279,10 @@ async def test_a_claim_whose_commit_lost_its_answer_is_recognised_and_sent(
 
 
 async def test_a_claim_that_did_not_commit_is_not_sent_and_its_retry_is(
-    live_http: AsyncClient,
+    deposit_id: uuid.UUID,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    user = await signed_in_user(live_http)
-    deposit_id = await _succeeded(live_http, user, sessions)
     _claim_then(monkeypatch, commit_lands=False)
     server = Outbox()
     with pytest.raises(DBAPIError):
@@ -290,14 +294,12 @@ async def test_a_claim_that_did_not_commit_is_not_sent_and_its_retry_is(
 
 
 async def test_another_attempts_claim_is_never_taken_for_ones_own(
-    live_http: AsyncClient,
+    deposit_id: uuid.UUID,
     sessions: async_sessionmaker[AsyncSession],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The commit's answer is lost, and the claim that stands is another attempt's (it may be
     # sending right now): this attempt must not send.
-    user = await signed_in_user(live_http)
-    deposit_id = await _succeeded(live_http, user, sessions)
     _claim_then(monkeypatch, commit_lands=True)
     someone_else = uuid.uuid4()
 
