@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -30,18 +29,15 @@ import uvloop
 from asgi_lifespan import LifespanManager
 from harness import (
     API,
-    PRODUCTION_BENCH_ENV,
-    REDIS_URL,
-    ROOT,
     expect,
     migrate,
     new_database_name,
     open_account,
-    production_secrets,
     progress_logger,
     promote_to_admin,
     sign_up,
     throwaway_database,
+    use_in_process,
 )
 
 log = progress_logger("cpu")
@@ -120,14 +116,7 @@ async def drive(app: ASGIApp, make_request: MakeRequest, count: int, concurrency
 
 async def main_async(args: argparse.Namespace, database_url: str) -> None:
     """Set up the app and the bare app, measure each scenario in interleaved rounds."""
-    os.environ.update(PRODUCTION_BENCH_ENV)
-    os.environ.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=REDIS_URL,
-        **production_secrets(),
-        LOG_LEVEL=args.log_level,
-    )
-    sys.path.insert(0, str(ROOT))
+    use_in_process(database_url, log_level=args.log_level)
     import bare_app  # after sys.path: the app and the bare app read the environment above
 
     from app.main import create_app

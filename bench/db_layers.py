@@ -24,8 +24,6 @@ between rows are what each layer costs.
 
 import argparse
 import asyncio
-import os
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,15 +37,13 @@ from cpu_per_request import MakeRequest, drive, out, scope_for
 from fastapi import APIRouter, Request
 from harness import (
     API,
-    PRODUCTION_BENCH_ENV,
     REDIS_URL,
-    ROOT,
     migrate,
     new_database_name,
-    production_secrets,
     progress_logger,
     sign_up,
     throwaway_database,
+    use_in_process,
 )
 from sqlalchemy import literal, select
 
@@ -95,11 +91,7 @@ def get(path: str, headers: list[tuple[bytes, bytes]]) -> MakeRequest:
 
 async def layers(args: argparse.Namespace, database_url: str) -> None:
     """The probe routes, in interleaved rounds."""
-    os.environ.update(PRODUCTION_BENCH_ENV)
-    os.environ.update(
-        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, **production_secrets(), LOG_LEVEL="INFO"
-    )
-    sys.path.insert(0, str(ROOT))
+    use_in_process(database_url)
     from app.main import create_app
 
     app = create_app()

@@ -285,6 +285,20 @@ def server_environment(
     return env
 
 
+def use_in_process(database_url: str, *, log_level: str = "INFO") -> None:
+    """Set this process up to import the app and run it in process, as production configures it.
+
+    For the in-process benchmarks (`cpu_per_request.py`, `db_layers.py`, `middleware_cost.py`):
+    PRODUCTION_BENCH_ENV with the throw-away database, and the repository on `sys.path`. Call it
+    before importing `app` or `bare_app`: both read the environment at import.
+    """
+    os.environ.update(PRODUCTION_BENCH_ENV)
+    os.environ.update(
+        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, **production_secrets(), LOG_LEVEL=log_level
+    )
+    sys.path.insert(0, str(ROOT))
+
+
 def production_environment(
     database_url: str, port: int, overrides: Mapping[str, str] = {}
 ) -> dict[str, str]:

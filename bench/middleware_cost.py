@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
@@ -36,17 +34,14 @@ from asgi_lifespan import LifespanManager
 from cpu_per_request import MakeRequest, drive, out, scope_for
 from harness import (
     API,
-    PRODUCTION_BENCH_ENV,
-    REDIS_URL,
-    ROOT,
     expect,
     migrate,
     new_database_name,
     open_account,
-    production_secrets,
     progress_logger,
     sign_up,
     throwaway_database,
+    use_in_process,
 )
 from starlette.middleware import Middleware
 
@@ -74,11 +69,7 @@ def access_line_off() -> Iterator[None]:
 
 async def main_async(args: argparse.Namespace, database_url: str) -> None:
     """Build the variants, fill the cache once, measure them in interleaved rounds."""
-    os.environ.update(PRODUCTION_BENCH_ENV)
-    os.environ.update(
-        DATABASE_URL=database_url, REDIS_URL=REDIS_URL, **production_secrets(), LOG_LEVEL="INFO"
-    )
-    sys.path.insert(0, str(ROOT))
+    use_in_process(database_url)
     import bare_app  # after sys.path and the environment, as cpu_per_request does
 
     from app.main import create_app
