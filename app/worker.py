@@ -17,7 +17,6 @@ any other task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -28,6 +27,7 @@ from taskiq.schedule_sources import LabelScheduleSource
 
 # Each module's tasks register themselves with the broker when imported.
 from app.auth import tasks as auth_tasks  # noqa: F401 - registers its tasks
+from app.core.background import Background
 from app.core.broker import STREAM_HIGH_WATER, broker
 from app.core.config import Settings, get_settings
 from app.core.db import create_engine, create_session_factory
@@ -115,7 +115,9 @@ async def startup(state: TaskiqState) -> None:
     state.sessions = create_session_factory(state.engine)
     state.provider = build_provider(settings)
     state.email = build_email_sender(settings)
-    state.relay = asyncio.create_task(_relay_forever(state, settings.OUTBOX_POLL_SECONDS))
+    state.relay = Background(
+        lambda: _relay_forever(state, settings.OUTBOX_POLL_SECONDS), name="outbox-relay"
+    )
     state.metrics = _serve_metrics(settings, state.engine)
     logger.info(
         "worker_started",
@@ -128,9 +130,7 @@ async def startup(state: TaskiqState) -> None:
 @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
 async def shutdown(state: TaskiqState) -> None:
     """Stop relaying, close the clients and the pools."""
-    state.relay.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await state.relay
+    await state.relay.stop()
     await state.provider.aclose()
     await state.email.aclose()
     await state.engine.dispose()

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
+from app.core.background import Background, shielded
 from app.core.cache import NOTIFY_CHANNEL, Cache, record_invalidations
 from app.core.logging import get_logger
 from app.core.models import CacheInvalidation
@@ -70,23 +71,21 @@ class Invalidator:
         # Scopes held since the running re-drive began: it must not release them.
         self._held_during_pass: set[str] = set()
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[Background] = []
         self.listening = False
 
     async def start(self) -> None:
         """Start the re-drive and the listener; cached reads wait for the first re-drive."""
         self._cache.watch_failures()
-        self._tasks = [
-            asyncio.create_task(self._redrive_forever(), name="cache-redrive"),
-            asyncio.create_task(self._listen_forever(), name="cache-invalidation-listener"),
+        self._loops = [
+            Background(self._redrive_forever, name="cache-redrive"),
+            Background(self._listen_forever, name="cache-invalidation-listener"),
         ]
 
     async def stop(self) -> None:
-        """Stop both tasks. What is recorded stays recorded: the other processes apply it."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        """Stop both loops. What is recorded stays recorded: the other processes apply it."""
+        await asyncio.gather(*(loop.stop() for loop in self._loops))
+        self._loops = []
         if self._unrecorded:
             # Redis and the database both failed for these: only the TTL bounds them now.
             logger.error("cache_invalidations_lost", scopes=sorted(self._unrecorded))
@@ -198,7 +197,8 @@ class Invalidator:
                 self.listening = False
                 await asyncio.sleep(self._interval)
         finally:
-            await engine.dispose()
+            with shielded():
+                await engine.dispose()
 
     async def _listen(self, engine: AsyncEngine) -> None:
         async with engine.connect() as connection:
