@@ -32,7 +32,7 @@ from app.core.http_headers import (
     ProblemCORSMiddleware,
     SecurityHeaders,
 )
-from app.core.http_metrics import HttpMetricsMiddleware, red_instrumentations
+from app.core.http_metrics import HttpMetricsMiddleware, RedMetrics
 from app.core.invalidation import Invalidator
 from app.core.logging import configure_logging, get_logger
 from app.core.metrics import BUSINESS, PoolCollector, Union
@@ -193,7 +193,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(
         HttpMetricsMiddleware,
-        instrumentations=red_instrumentations(metrics_registry, buckets=LATENCY_BUCKETS),
+        metrics=RedMetrics(metrics_registry, buckets=LATENCY_BUCKETS),
         excluded_paths=frozenset({METRICS_PATH}),
     )
     app.add_middleware(

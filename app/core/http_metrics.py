@@ -7,29 +7,76 @@ matched are one `none` handler. Only its middleware is replaced (ADR 0030): the 
 matches the path against the routes a second time on every request and builds a `Request`, a
 `Response` and their headers to hand its metric functions, about a fifth of the cost of a
 probe. Here the route is read after the request, from the scope where the router left it.
+
+The library's metric functions are still what defines the two series (`RedMetrics` keeps the
+objects they register), but a request does not go through them: each looks its label values
+up in Prometheus' client on every call: 9 to 12 µs a request, against 3 to 4 for the same two
+updates on children looked up once (ADR 0030, amended). The children are kept per handler,
+method and status class, all bounded: route templates and `none`, the methods the server's
+parser knows, five classes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TypeVar
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import metrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Instrumentation = Callable[[metrics.Info], None]
+MetricT = TypeVar("MetricT", Counter, Histogram)
 
 
-def red_instrumentations(
-    registry: CollectorRegistry, *, buckets: Sequence[float]
-) -> list[Instrumentation]:
-    """The two series the dashboard and the alerts read, in `registry`."""
-    made = (
-        metrics.requests(registry=registry),
-        metrics.latency(buckets=buckets, should_include_status=False, registry=registry),
-    )
-    return [instrumentation for instrumentation in made if instrumentation is not None]
+class _Keeping(CollectorRegistry):
+    """Registers each collector in `registry`, and keeps it.
+
+    The library's metric functions register their metric and hand back only a function that
+    updates it, looking the labels up on every call.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__(auto_describe=False)
+        self._registry = registry
+        self.kept: list[Collector] = []
+
+    def register(self, collector: Collector) -> None:
+        """Register in the real registry, and keep it."""
+        self._registry.register(collector)
+        self.kept.append(collector)
+
+
+def _one(kept: list[Collector], kind: type[MetricT]) -> MetricT:
+    (metric,) = (collector for collector in kept if isinstance(collector, kind))
+    return metric
+
+
+class RedMetrics:
+    """The two series the dashboard and the alerts read, made by the library's functions."""
+
+    def __init__(self, registry: CollectorRegistry, *, buckets: Sequence[float]) -> None:
+        keeping = _Keeping(registry)
+        metrics.requests(registry=keeping)
+        metrics.latency(buckets=buckets, should_include_status=False, registry=keeping)
+        # `http_requests_total{handler, method, status}`, `http_request_duration_seconds{handler,
+        # method}`: the label order of the library's functions.
+        self._requests = _one(keeping.kept, Counter)
+        self._latency = _one(keeping.kept, Histogram)
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
+    def record(self, *, handler: str, method: str, status: int, seconds: float) -> None:
+        """Count one request and time it; `status` is grouped by class (`2xx`, `4xx`…)."""
+        key = (handler, method, f"{status // 100}xx")
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._requests.labels(*key),
+                self._latency.labels(handler, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class HttpMetricsMiddleware:
@@ -39,11 +86,11 @@ class HttpMetricsMiddleware:
         self,
         app: ASGIApp,
         *,
-        instrumentations: Sequence[Instrumentation],
+        metrics: RedMetrics,
         excluded_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
-        self.instrumentations = tuple(instrumentations)
+        self.metrics = metrics
         self.excluded_paths = excluded_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -68,15 +115,10 @@ class HttpMetricsMiddleware:
         finally:
             # Returned (or was cancelled) without an answer: abandoned by its client, a 499 as
             # in the access log, not a server error that would page someone under overload.
-            status = status or 499
             route = scope.get("route")
-            info = metrics.Info(
-                request=None,  # type: ignore[arg-type]  # the two series read only the fields below
-                response=None,
+            self.metrics.record(
+                handler=getattr(route, "path", None) or "none",
                 method=scope["method"],
-                modified_handler=getattr(route, "path", None) or "none",
-                modified_status=f"{status // 100}xx",
-                modified_duration=time.perf_counter() - started,
+                status=status or 499,
+                seconds=time.perf_counter() - started,
             )
-            for instrumentation in self.instrumentations:
-                instrumentation(info)
