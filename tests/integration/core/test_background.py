@@ -41,7 +41,6 @@ class Calls:
         self.lost = 0
 
     async def forever(self) -> None:
-        self.cancelled = False
         while True:
             await self.redis.incr("background-test")
             if self.cancelled:
@@ -57,6 +56,7 @@ async def _steps(count: int) -> None:
 async def test_a_cancel_during_a_redis_call_is_lost_on_this_python(redis: Redis) -> None:
     calls = Calls(redis)
     for step in range(STEPS * ROUNDS):
+        calls.cancelled = False
         task = asyncio.create_task(calls.forever())
         await _steps(step % STEPS)
         calls.cancelled = True
@@ -70,6 +70,7 @@ async def test_a_cancel_during_a_redis_call_is_lost_on_this_python(redis: Redis)
 async def test_a_background_loop_stops_although_the_cancel_was_lost(redis: Redis) -> None:
     calls = Calls(redis)
     for step in range(STEPS * ROUNDS):
+        calls.cancelled = False
         loop = Background(calls.forever, name="test-loop")
         await _steps(step % STEPS)
         calls.cancelled = True
