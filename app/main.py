@@ -49,6 +49,7 @@ from app.deposits.signature import SignatureVerifier
 from app.health.router import router as health_router
 from app.health.service import ReadinessProbe
 from app.ledger.router import router as ledger_router
+from app.payments.dependencies import prefetch_payment_list
 from app.payments.router import router as payments_router
 from app.users.router import router as users_router
 
@@ -150,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateLimitMiddleware,
         settings=settings,
         prefix=API_PREFIX,
-        prefetch=(prefetch_principal, prefetch_account),
+        prefetch=(prefetch_principal, prefetch_account, prefetch_payment_list),
     )
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.TRUSTED_PROXIES)
     app.add_middleware(CancelOnDisconnectMiddleware)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
@@ -73,19 +74,25 @@ async def get_current_user(
 CurrentUser = Annotated[Principal, Depends(get_current_user)]
 
 
-def prefetch_principal(scope: Scope) -> list[Entry]:
-    """The cache entry `CurrentUser` will read for this request's bearer token, if it is valid.
+def bearer_user_id(scope: Scope) -> uuid.UUID | None:
+    """The user this request's bearer token names, if the token is valid; None otherwise.
 
-    Reads the header as `oauth2_scheme` does. Anything that will be a 401 names nothing: the
-    dependency then answers it exactly as it would without the read ahead (ADR 0022).
+    Reads the header as `oauth2_scheme` does, before any dependency runs, for middleware that
+    names the cache entries a request will read (ADR 0022). Anything that will be a 401 gives
+    None: the dependency then answers it exactly as it would without the read ahead.
     """
     authorization = Headers(scope=scope).get("authorization")
     scheme, token = get_authorization_scheme_param(authorization)
     if not authorization or scheme.lower() != "bearer" or not token:
-        return []
-    # Before any dependency runs: the app's settings straight from the app (SettingsDep's source).
-    entry = auth_service.principal_entry(token, settings=scope["app"].state.settings)
-    return [entry] if entry is not None else []
+        return None
+    # The app's settings straight from the app (SettingsDep's source).
+    return auth_service.token_user_id(token, settings=scope["app"].state.settings)
+
+
+def prefetch_principal(scope: Scope) -> list[Entry]:
+    """The cache entry `CurrentUser` will read for this request's bearer token, if it is valid."""
+    user_id = bearer_user_id(scope)
+    return [users_service.principal_cache_entry(user_id)] if user_id is not None else []
 
 
 async def get_current_user_own_session(

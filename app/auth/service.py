@@ -20,7 +20,7 @@ from app.auth.errors import (
 )
 from app.auth.models import RefreshToken
 from app.auth.schemas import PASSWORD_MAX_LENGTH, TokenPair, UserCreate, password_problems
-from app.core.cache import Cache, Entry
+from app.core.cache import Cache
 from app.core.config import Settings
 from app.core.errors import FieldError, ValidationFailedError
 from app.core.logging import get_logger
@@ -164,17 +164,18 @@ def _verified(access_token: str, settings: Settings) -> tuple[AccessClaims, uuid
         raise InvalidTokenError from None
 
 
-def principal_entry(access_token: str, *, settings: Settings) -> Entry | None:
-    """The cache entry `authenticate` will read for this token; None if it would answer 401.
+def token_user_id(access_token: str, *, settings: Settings) -> uuid.UUID | None:
+    """The user an access token names, if `authenticate` would accept it; None if it is a 401.
 
-    For reading the principal ahead (ADR 0022). The token is verified as `authenticate` does
-    it, and remembered, so `authenticate`'s own check costs a dictionary lookup.
+    For reading cache entries ahead (ADR 0022): the token is verified as `authenticate` does
+    it, and remembered, so `authenticate`'s own check costs a dictionary lookup. Whether the
+    user is still active is `authenticate`'s to say.
     """
     try:
         _, user_id = _verified(access_token, settings)
     except (TokenExpiredError, InvalidTokenError):
         return None
-    return users_service.principal_cache_entry(user_id)
+    return user_id
 
 
 async def authenticate(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.cache import Cache, take_stale
 from app.core.config import Settings
-from app.core.pagination import MAX_PAGE_SIZE, PageParams, decode_cursor
+from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageParams, decode_cursor
 from app.core.security import PasswordHasher
 
 if TYPE_CHECKING:  # at run time it comes from app.state; its module imports the cache
@@ -183,7 +183,9 @@ PasswordHasherDep = Annotated[PasswordHasher, Depends(get_password_hasher)]
 
 
 async def page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 50,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
+    ] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[
         str | SkipJsonSchema[None],
         Query(max_length=512, description="`next_cursor` of the previous page."),

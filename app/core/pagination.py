@@ -25,6 +25,7 @@ from app.core.errors import FieldError, ValidationFailedError
 T = TypeVar("T")
 R = TypeVar("R")
 P = TypeVar("P", bound="Page[Any]")
+DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 _SIGNATURE_BYTES = 16
 

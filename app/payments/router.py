@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.auth.dependencies import CurrentUser
-from app.core.dependencies import PageParamsDep, SessionDep
+from app.core.dependencies import CacheDep, PageParamsDep, SessionDep
 from app.core.openapi import error_responses
 from app.idempotency import service as idempotency_service
 from app.idempotency.dependencies import IdempotencyDep, outcome_response
@@ -48,10 +48,14 @@ async def list_payments(
     session: SessionDep,
     page: PageParamsDep,
     filters: Annotated[PaymentFilters, Query()],
+    cache: CacheDep,
 ) -> PaymentList:
-    """Payments you made, newest first, optionally filtered (cursor pagination)."""
+    """Payments you made, newest first, optionally filtered (cursor pagination).
+
+    Cached until your next payment, which shows in the list at once.
+    """
     return await payments_service.list_payments(
-        session, owner_id=user.id, filters=filters, page=page
+        session, owner_id=user.id, filters=filters, page=page, cache=cache
     )
 
 

@@ -1,12 +1,21 @@
-"""Use cases of payments. Never commits: the request's transaction does."""
+"""Use cases of payments. Never commits: the request's transaction does.
+
+The payment list is cached per owner (ADR 0035): whatever its filters, cursor and size, a list
+query's answer depends on the owner's payment rows alone, and those only change when the owner
+makes a payment (`payment_create` inserts; nothing updates or deletes a payment). Each payment,
+refused or not, moves the owner's list scope on at its commit, so a list read right after a
+payment shows it.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cache import Cache, Entry, mark_stale
 from app.core.errors import AppError, NotFoundError, Refusal
 from app.core.logging import get_logger
 from app.core.metrics import PAYMENTS, count_after_commit
@@ -60,6 +69,8 @@ async def create_payment(
     )
     if isinstance(recorded, str):
         raise _INVALID[recorded]()
+    # Posted or refused, the payment's row is in the owner's list from this commit on.
+    mark_stale(session, list_scope(owner_id))
     posted = ledger_service.posting_outcome(
         session,
         recorded.posted,
@@ -95,20 +106,56 @@ async def get_payment(
     return _read(payment)
 
 
+def list_scope(owner_id: uuid.UUID) -> str:
+    """The cache scope of every list of one owner's payments."""
+    return f"payments:{owner_id}"
+
+
+def list_entry(
+    owner_id: uuid.UUID,
+    *,
+    limit: int,
+    after: KeysetPosition | None = None,
+    filters: PaymentFilters | None = None,
+) -> Entry:
+    """The cache entry of one list query: its scope, and a name that spells the whole query.
+
+    `payments.dependencies.prefetch_payment_list` names the same entry for a plain first page
+    before the request is validated, so that it comes with the rate-limit verdict (ADR 0022).
+    """
+    parts = [f"list?limit={limit}"]
+    if filters is not None:
+        filtered = filters.model_dump(mode="json", exclude_none=True)
+        parts += [f"{field}={value}" for field, value in filtered.items()]
+    if after is not None:
+        parts.append(f"after={after.created_at.isoformat()},{after.id}")
+    return list_scope(owner_id), "&".join(parts)
+
+
 async def list_payments(
-    session: AsyncSession, *, owner_id: uuid.UUID, filters: PaymentFilters, page: PageParams
+    session: AsyncSession,
+    *,
+    owner_id: uuid.UUID,
+    filters: PaymentFilters,
+    page: PageParams,
+    cache: Cache,
 ) -> PaymentList:
-    """The user's payments, newest first: one query per page, whatever its size."""
-    rows = await repository.list_owned(
-        session, owner_id, filters=filters, after=page.after, limit=page.limit
-    )
-    return build_page(
-        PaymentList,
-        rows,
-        limit=page.limit,
-        to_item=_read,
-        position=lambda p: KeysetPosition(created_at=p.created_at, id=p.id),
-    )
+    """The user's payments, newest first: one query per page on a miss, none on a hit."""
+
+    async def load() -> dict[str, Any]:
+        rows = await repository.list_owned(
+            session, owner_id, filters=filters, after=page.after, limit=page.limit
+        )
+        return build_page(
+            PaymentList,
+            rows,
+            limit=page.limit,
+            to_item=_read,
+            position=lambda p: KeysetPosition(created_at=p.created_at, id=p.id),
+        ).model_dump(mode="json")
+
+    entry = list_entry(owner_id, limit=page.limit, after=page.after, filters=filters)
+    return PaymentList.model_validate(await cache.get_or_load(*entry, load))
 
 
 def _read(payment: PaymentRow) -> PaymentRead:
