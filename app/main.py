@@ -144,9 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # leaves -> trusted-proxy rewrite of the client address -> rate limit (before auth) -> HEAD
     # as GET -> routes.
     app.add_middleware(HeadAsGetMiddleware)
-    # The rate-limit script also reads the caller's principal and a read account ahead (ADR
-    # 0022): core names no domain module, so the wiring hands it auth's and accounts' idea of
-    # which cache entries those are.
+    # The rate-limit script also reads the caller's principal, a read account and a first page
+    # of payments ahead (ADR 0022, 0035): core names no domain module, so the wiring hands it
+    # auth's, accounts' and payments' idea of which cache entries those are.
     app.add_middleware(
         RateLimitMiddleware,
         settings=settings,

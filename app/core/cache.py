@@ -9,7 +9,9 @@ How a read works (`Cache.get_or_load`):
    before its handler, not two (ADR 0022). The same checks apply when the entry is used.
 2. Hit: done. Miss: load from the database — once per process however many requests ask at
    the same time (single flight) — and store it under the generation read in step 1, with a
-   TTL as a safety net.
+   TTL as a safety net. A generation key outlives every entry stored under it (a store
+   extends it): were it to expire first, its counter would restart and reach numbers whose
+   old entries still live.
 
 How a write invalidates: the service calls `mark_stale(session, scope)`; after the request's
 transaction commits, the session dependency bumps the scope's generation (`INCR`). Every
@@ -76,6 +78,17 @@ local function read_entries(first, first_arg, reply)
 end
 """
 _GET_SCRIPT = READ_ENTRIES_LUA + "return read_entries(1, 1, {})"
+# KEYS[1]: the value key; KEYS[2]: its scope's generation key. ARGV: the value, its TTL, the
+# generation's TTL. A generation key that exists is kept alive at least as long as the entry:
+# were it to expire first, the next bump would count from 1 again and reach, as a new
+# generation, a number whose old entries still live (issue 14's review).
+_STORE_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return 1
+"""
 # KEYS: generation keys to move on; ARGV[1]: their TTL in seconds. One call, not a pipeline of
 # INCR and EXPIRE per scope: redis-py spends nearly twice the CPU on a pipeline (issue 14).
 _BUMP_SCRIPT = """
@@ -144,7 +157,10 @@ class Cache:
         self._redis = redis
         self._breaker = breaker or RedisBreaker(open_seconds=0)
         self._ttl = ttl_seconds
+        # Generations outlive their entries: a bump, or a store, gives the key this much.
+        self._generation_ttl = ttl_seconds * 10
         self._get = redis.register_script(_GET_SCRIPT)
+        self._store_entry = redis.register_script(_STORE_SCRIPT)
         self._bump = redis.register_script(_BUMP_SCRIPT)
         self._in_flight: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
         # Scopes with an invalidation that Redis has not applied yet: read from the database.
@@ -188,7 +204,7 @@ class Cache:
         # Used once: a second read in the same request asks Redis again.
         fetched = prefetched.pop((scope, name), None) if prefetched else None
         # Checked now, not only when it was read ahead: a failure or a held scope since then wins.
-        kind = scope.partition(":")[0]  # account, user: never the id after it
+        kind = scope.partition(":")[0]  # account, user, payments: never the id after it
         if not self._redis_usable(scope):
             _counted(kind, "error").inc()
             return await loader()
@@ -208,9 +224,11 @@ class Cache:
             return value
         _counted(kind, "miss").inc()
         key = prefix + generation.decode()
-        return await self._load_once(key, loader)
+        return await self._load_once(key, self._generation_key(scope), loader)
 
-    async def _load_once(self, key: str, loader: Loader) -> dict[str, Any] | None:
+    async def _load_once(
+        self, key: str, generation_key: str, loader: Loader
+    ) -> dict[str, Any] | None:
         """Single flight: concurrent misses on one key share one database load."""
         pending = self._in_flight.get(key)
         if pending is not None:
@@ -227,12 +245,15 @@ class Cache:
         finally:
             del self._in_flight[key]
         if value is not None:
-            await self._store(key, value)
+            await self._store(key, generation_key, value)
         return value
 
-    async def _store(self, key: str, value: dict[str, Any]) -> None:
+    async def _store(self, key: str, generation_key: str, value: dict[str, Any]) -> None:
         try:
-            await self._redis.set(key, json.dumps(value, separators=(",", ":")), ex=self._ttl)
+            await self._store_entry(
+                keys=[key, generation_key],
+                args=[json.dumps(value, separators=(",", ":")), self._ttl, self._generation_ttl],
+            )
         except (RedisError, OSError, TimeoutError) as error:
             self._failed("set", error)
 
@@ -253,7 +274,7 @@ class Cache:
             return False
         try:
             await self._bump(
-                keys=[self._generation_key(scope) for scope in scopes], args=[self._ttl * 10]
+                keys=[self._generation_key(scope) for scope in scopes], args=[self._generation_ttl]
             )
         except (RedisError, OSError, TimeoutError) as error:
             self._failed("invalidate", error)

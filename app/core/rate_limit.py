@@ -258,9 +258,9 @@ class RateLimitMiddleware:
     """Count every `/api/v1` request against the default per-IP limit, before any auth.
 
     The `prefetch` functions name the cache entries the request will read (the wiring in
-    `create_app` gives auth's, the bearer token's principal, and accounts', the account a read
-    names); an allowed request gets them in the same round trip, and `Cache.get_or_load`
-    serves them from there (ADR 0022).
+    `create_app` gives auth's, the bearer token's principal; accounts', the account a read
+    names; payments', the caller's first page of payments); an allowed request gets them in
+    the same round trip, and `Cache.get_or_load` serves them from there (ADR 0022).
     """
 
     def __init__(

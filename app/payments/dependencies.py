@@ -1,11 +1,11 @@
 """HTTP glue of payments: the list page a request will read, named before it is validated.
 
 `create_app` hands `prefetch_payment_list` to the rate-limit middleware, whose one Redis round
-trip then also reads the caller's cached list page (ADR 0022, ADR 0035): a cached
-`GET /payments` makes one Redis call and no database call. Only a plain first page is named
-(no filter, no cursor, at most a `limit`); any other query reads its entry itself. The name is
-only a hint: the handler validates the query and looks up the entry its values spell, and an
-entry read ahead for nothing is dropped with the request.
+trip then also reads the caller's cached first page (ADR 0022, ADR 0035): a cached
+`GET /payments` makes one Redis call and no database call. Only a query that asks for a first
+page and nothing else is named (no query, or a `limit` alone; the only pages cached). The name
+is only a hint: the handler validates the query and reads the entry of the page size it got,
+and an entry read ahead for nothing is dropped with the request.
 """
 
 from __future__ import annotations
@@ -25,8 +25,10 @@ def plain_page_limit(query_string: bytes) -> int | None:
     """The page size of a query that asks for a first page and nothing else; None otherwise."""
     if not query_string:
         return DEFAULT_PAGE_SIZE
-    digits = query_string.removeprefix(_LIMIT)
-    if digits is query_string or not digits.isdigit() or len(digits) > 3:
+    if not query_string.startswith(_LIMIT):
+        return None
+    digits = query_string[len(_LIMIT) :]
+    if not digits.isdigit() or len(digits) > 3:
         return None
     limit = int(digits)
     return limit if 1 <= limit <= MAX_PAGE_SIZE else None
@@ -42,4 +44,4 @@ def prefetch_payment_list(scope: Scope) -> list[Entry]:
     user_id = bearer_user_id(scope)
     if user_id is None:
         return []
-    return [payments_service.list_entry(user_id, limit=limit)]
+    return [payments_service.first_page_entry(user_id, limit=limit)]

@@ -1,10 +1,9 @@
 """Use cases of payments. Never commits: the request's transaction does.
 
-The payment list is cached per owner (ADR 0035): whatever its filters, cursor and size, a list
-query's answer depends on the owner's payment rows alone, and those only change when the owner
-makes a payment (`payment_create` inserts; nothing updates or deletes a payment). Each payment,
-refused or not, moves the owner's list scope on at its commit, so a list read right after a
-payment shows it.
+The payment list's first pages are cached per owner (ADR 0035): a list's answer depends on the
+owner's payment rows alone, and those only change when the owner makes a payment
+(`payment_create` inserts; nothing updates or deletes a payment). Each payment, refused or not,
+moves the owner's list scope on at its commit, so a list read right after a payment shows it.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from app.payments.schemas import (
 )
 
 logger = get_logger(__name__)
+_UNFILTERED = PaymentFilters()
 
 # The codes of a request `payment_create` would not run (nothing written), as answered.
 _INVALID: dict[str, Callable[[], AppError]] = {
@@ -107,29 +107,17 @@ async def get_payment(
 
 
 def list_scope(owner_id: uuid.UUID) -> str:
-    """The cache scope of every list of one owner's payments."""
+    """The cache scope of one owner's payment list."""
     return f"payments:{owner_id}"
 
 
-def list_entry(
-    owner_id: uuid.UUID,
-    *,
-    limit: int,
-    after: KeysetPosition | None = None,
-    filters: PaymentFilters | None = None,
-) -> Entry:
-    """The cache entry of one list query: its scope, and a name that spells the whole query.
+def first_page_entry(owner_id: uuid.UUID, *, limit: int) -> Entry:
+    """The cache entry of an owner's first page of `limit` payments, with no filter.
 
-    `payments.dependencies.prefetch_payment_list` names the same entry for a plain first page
-    before the request is validated, so that it comes with the rate-limit verdict (ADR 0022).
+    `payments.dependencies.prefetch_payment_list` names it before the request is validated, so
+    that it comes with the rate-limit verdict (ADR 0022).
     """
-    parts = [f"list?limit={limit}"]
-    if filters is not None:
-        filtered = filters.model_dump(mode="json", exclude_none=True)
-        parts += [f"{field}={value}" for field, value in filtered.items()]
-    if after is not None:
-        parts.append(f"after={after.created_at.isoformat()},{after.id}")
-    return list_scope(owner_id), "&".join(parts)
+    return list_scope(owner_id), f"first?limit={limit}"
 
 
 async def list_payments(
@@ -140,9 +128,9 @@ async def list_payments(
     page: PageParams,
     cache: Cache,
 ) -> PaymentList:
-    """The user's payments, newest first: one query per page on a miss, none on a hit."""
+    """The user's payments, newest first: one query per page, none for a cached first page."""
 
-    async def load() -> dict[str, Any]:
+    async def read() -> PaymentList:
         rows = await repository.list_owned(
             session, owner_id, filters=filters, after=page.after, limit=page.limit
         )
@@ -152,9 +140,17 @@ async def list_payments(
             limit=page.limit,
             to_item=_read,
             position=lambda p: KeysetPosition(created_at=p.created_at, id=p.id),
-        ).model_dump(mode="json")
+        )
 
-    entry = list_entry(owner_id, limit=page.limit, after=page.after, filters=filters)
+    if page.after is not None or filters != _UNFILTERED:
+        # Only the plain first pages are cached: at most one entry per page size and owner,
+        # where every filter value and cursor would be an entry of its own (ADR 0035).
+        return await read()
+
+    async def load() -> dict[str, Any]:
+        return (await read()).model_dump(mode="json")
+
+    entry = first_page_entry(owner_id, limit=page.limit)
     return PaymentList.model_validate(await cache.get_or_load(*entry, load))
 
 

@@ -294,3 +294,27 @@ async def test_the_api_serves_from_the_database_when_redis_is_down(
         assert application.state.redis_breaker.trips == 1
         ready = await http.get("/health/ready")
         assert ready.status_code == 503  # live and serving, but not ready
+
+
+async def test_a_generation_outlives_the_entries_stored_under_it(redis: Redis) -> None:
+    """A bumped scope untouched for its generation key's whole TTL must not restart at 1.
+
+    Otherwise the next bump's generation is a number used before, and an entry stored under it
+    shortly before the key expired is served again: stale after a write.
+    """
+    cache = Cache(redis, ttl_seconds=60)
+    scope = f"test:expiry:{uuid.uuid4()}"
+    generation_key = f"{NAMESPACE}:{scope}:generation"
+    rows = ["p1"]
+
+    async def load() -> dict[str, object]:
+        return {"rows": list(rows)}
+
+    await cache.bump(scope)  # a write long ago: generation 1
+    await redis.expire(generation_key, 1)  # ... whose key is about to expire
+    assert await cache.get_or_load(scope, "list", load) == {"rows": ["p1"]}  # stored under g1
+    await asyncio.sleep(1.2)
+    rows.append("p2")  # a write: committed, then its scope bumped
+    await cache.bump(scope)
+    assert await cache.get_or_load(scope, "list", load) == {"rows": ["p1", "p2"]}
+    assert await redis.ttl(generation_key) > 60  # longer than any entry lives
