@@ -128,6 +128,8 @@ async def test_filtered_lists_and_later_pages_come_from_the_database(
         f"{PAYMENTS}?account_id={other}": [150],
         f"{PAYMENTS}?account_id={destination}": [100, 5_000],
         f"{PAYMENTS}?limit=1&cursor={first['next_cursor']}": [every[1]["amount"]],
+        f"{PAYMENTS}?created_after=2000-01-01T00:00:00Z": [100, 150, 5_000],
+        f"{PAYMENTS}?created_before=2000-01-01T00:00:00Z": [],
     }
     for url, expected in queries.items():
         for _ in range(2):  # and again: nothing was cached by the first read
