@@ -6,11 +6,9 @@ compared as sets where a test made several.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from fastapi import FastAPI
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 
 from app.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from app.payments.dependencies import plain_page_limit
@@ -31,7 +29,7 @@ PAYMENTS = "/api/v1/payments"
 
 async def pay(
     client: AsyncClient, user: SignedIn, source: str, destination: str, amount: int
-) -> Any:
+) -> Response:
     return await client.post(
         PAYMENTS,
         json=payment_body(source, destination, amount),
