@@ -12,7 +12,12 @@ from httpx import AsyncClient, Response
 from app.core.config import get_settings
 from app.core.security import PasswordHasher
 from tests.factories import DEFAULT_PASSWORD, SignedIn, register, signed_in_user
-from tests.integration.conftest import http_client, started_app
+from tests.integration.conftest import (
+    QUIET_REDRIVE,
+    clear_of_a_window_edge,
+    http_client,
+    started_app,
+)
 
 # Rate-limit counters start from zero in every test.
 
@@ -33,7 +38,7 @@ async def one_connection_app(
     monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
     monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "2")
     get_settings.cache_clear()
-    async with started_app() as application:
+    async with started_app(**QUIET_REDRIVE) as application:
         yield application
 
 
@@ -205,6 +210,7 @@ async def test_current_password_checks_stay_limited_when_redis_is_down(
     monkeypatch.setenv("RATE_LIMIT_PASSWORD_CHECK", "2/minute")
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     get_settings.cache_clear()
+    await clear_of_a_window_edge(60)
     async with started_app() as application, http_client(application) as http:
         user = await signed_in_user(http)
         statuses = [

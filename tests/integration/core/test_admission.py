@@ -12,7 +12,7 @@ from starlette.types import Message
 from app.core.admission import AdmissionMiddleware
 from app.core.dependencies import SessionDep
 from tests.conftest import LogReader
-from tests.integration.conftest import asgi_scope, http_client, started_app
+from tests.integration.conftest import QUIET_REDRIVE, asgi_scope, http_client, started_app
 
 probe = APIRouter(prefix="/probe")
 release = asyncio.Event()
@@ -265,7 +265,7 @@ async def test_a_burst_beyond_the_pool_closes_no_connection_inside_a_request() -
     # reconnect for the next burst, and a client leaving mid-close cancelled the close, which
     # the pool logged as `Exception closing connection` at ERROR (seen in `make bench`). The
     # default pool is fixed (DB_MAX_OVERFLOW=0): the admission gate absorbs bursts instead.
-    async with started_app(probe) as app:
+    async with started_app(probe, **QUIET_REDRIVE) as app:
         closed: list[object] = []
         event.listen(app.state.engine.sync_engine.pool, "close", lambda *args: closed.append(args))
         size = app.state.settings.DB_POOL_SIZE

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from app.core.dependencies import SessionDep
 from tests.factories import signed_in_user
-from tests.integration.conftest import http_client, started_app
+from tests.integration.conftest import QUIET_REDRIVE, http_client, started_app
 
 probe = APIRouter(prefix="/probe")
 
@@ -25,7 +25,7 @@ async def test_a_request_that_cannot_get_a_connection_in_time_is_a_503(
     monkeypatch.setenv("DB_POOL_SIZE", "2")
     monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
     monkeypatch.setenv("DB_POOL_TIMEOUT_SECONDS", "0.2")
-    async with started_app(probe) as app, http_client(app) as client:
+    async with started_app(probe, **QUIET_REDRIVE) as app, http_client(app) as client:
         await signed_in_user(client)  # the app works with its small pool
         engine = app.state.engine
         held = [

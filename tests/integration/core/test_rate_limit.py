@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app.core.config import get_settings
 from tests.factories import DEFAULT_PASSWORD, register
-from tests.integration.conftest import http_client, started_app
+from tests.integration.conftest import clear_of_a_window_edge, http_client, started_app
 from tests.metrics import sample
 
 # Rate-limit counters start from zero in every test.
@@ -127,6 +127,7 @@ async def test_when_redis_is_down_routes_fail_open_but_login_stays_limited(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
     get_settings.cache_clear()
+    await clear_of_a_window_edge(60)
     async with started_app() as application, http_client(application) as http:
         routes = [(await http.get(ME)).status_code for _ in range(7)]
         logins = [

@@ -17,7 +17,7 @@ from app.core.db import ReadOnlySessionError, create_read_session_factory
 from app.core.dependencies import SessionDep, request_session
 from app.core.errors import AppError
 from app.core.models import TaskOutboxEntry
-from tests.integration.conftest import http_client, started_app
+from tests.integration.conftest import QUIET_REDRIVE, http_client, started_app
 
 events: list[str] = []
 probe = APIRouter(prefix="/probe")
@@ -103,7 +103,7 @@ class RecordResponseStart:
 
 @pytest.fixture(scope="module")
 async def probe_app(migrated_database: str) -> AsyncIterator[FastAPI]:
-    async with started_app(probe) as app:
+    async with started_app(probe, **QUIET_REDRIVE) as app:
         async with app.state.engine.begin() as connection:
             await connection.execute(CREATE)
         try:
