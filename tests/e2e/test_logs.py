@@ -141,7 +141,7 @@ def test_one_request_is_followed_across_api_and_worker(
             deposit = request_deposit(
                 client, auth, account_id, 5000, **{"X-Request-ID": request_id}
             )
-            worker.wait_for("email_sent")
+            worker.wait_for_receipt(deposit)  # logged once its email_sent line is written
             status = client.get(f"/api/v1/deposits/{deposit}", headers=auth).json()["status"]
         finally:
             code = worker.stop()

@@ -66,7 +66,7 @@ def test_register_deposit_pay_read_the_statement_and_sign_out(api: tuple[Server,
                 assert time.monotonic() < deadline, worker.read()[-3000:]
                 time.sleep(0.1)
             assert status == "succeeded"
-            worker.wait_for("email_sent")
+            worker.wait_for_receipt(deposit.json()["id"])
 
             paid = client.post(
                 "/api/v1/payments",

@@ -81,7 +81,8 @@ def test_deposits_made_while_no_worker_runs_complete_when_one_starts(
             balance = client.get(f"/api/v1/accounts/{account_id}", headers=auth).json()
             assert balance["balance"] == 5000 + 4242  # each credited once
             # The worker's own metrics endpoint: its task runs, the deposits it finished, its pool.
-            worker.wait_for("receipt_sent")
+            for receipted in (paid_in, flaky):
+                worker.wait_for_receipt(receipted)
             metrics = httpx.get(f"http://127.0.0.1:{worker.metrics_port}/metrics").text
         finally:
             code = worker.stop()
@@ -106,7 +107,7 @@ def test_a_stopping_worker_finishes_the_task_it_is_running(api: Server, queue: s
         deposit = request_deposit(client, auth, account_id, 3000)
         # A slow card: the charge is still running when SIGTERM arrives.
         worker = Worker(queue, PSP_FAKE_LATENCY_MS="3000")
-        worker.wait_for("deposit_charging")
+        worker.wait_for(f'"deposit_id":"{deposit}","amount":3000,"event":"deposit_charging"')
         code = worker.stop()  # the card is being charged (3 s): stop the worker now
         output = worker.output
         assert code == 0, output[-5000:]
@@ -155,6 +156,11 @@ class Worker:
             assert time.monotonic() < deadline, self.read()[-5000:]
             assert self.process.poll() is None, self.read()[-5000:]
             time.sleep(0.05)
+
+    def wait_for_receipt(self, deposit_id: str) -> None:
+        """Until this deposit's receipt is sent. Not any receipt: the outbox is the database's,
+        shared by every test, and a worker relays whatever an earlier test left in it first."""
+        self.wait_for(f'"deposit_id":"{deposit_id}","event":"receipt_sent"')
 
     def kill(self) -> None:
         """SIGKILL, as the OOM killer or a lost node does: no shutdown, no acknowledgement."""
@@ -223,7 +229,7 @@ def test_a_worker_killed_mid_charge_is_replaced_and_the_deposit_is_credited_once
         try:
             finished = _wait_until_final(client, auth, deposit, REDELIVERY_SECONDS + 30)
             took = time.monotonic() - killed_at
-            second.wait_for("receipt_sent")
+            second.wait_for_receipt(deposit)
         finally:
             code = second.stop()
         logs = first.output + second.output
