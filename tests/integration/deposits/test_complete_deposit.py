@@ -130,13 +130,29 @@ async def test_a_provider_error_is_raised_for_a_retry_and_the_retry_credits_once
         await asyncio.sleep(0.1)
 
 
+class AnswersTogether(FakeProvider):
+    """A provider client that answers once every worker has asked: all of them charge."""
+
+    def __init__(self, everyone: asyncio.Barrier) -> None:
+        super().__init__(latency_ms=20)
+        self._everyone = everyone
+
+    async def charge(self, *, deposit_id: uuid.UUID, amount: int, currency: str) -> Charge:
+        await self._everyone.wait()
+        return await super().charge(deposit_id=deposit_id, amount=amount, currency=currency)
+
+
 async def test_two_workers_on_the_same_deposit_credit_it_once(new_deposit: NewDeposit) -> None:
     deposit = await new_deposit(2500)
-    # Each worker its own provider client: both charges go through (the real provider would
-    # dedupe them by the deposit id); the row lock lets exactly one of them credit.
-    results = await asyncio.gather(
-        *(deposit.complete(FakeProvider(latency_ms=20)) for _ in range(4))
-    )
+    # Each worker its own provider client: all charges go through (the real provider would
+    # dedupe them by the deposit id); the row lock lets exactly one of them credit. No answer
+    # comes before all four have read the deposit as pending: else a worker slow to read it
+    # (a new pool connection on a busy machine) would find it final and never charge.
+    everyone = asyncio.Barrier(4)
+    async with asyncio.timeout(10):
+        results = await asyncio.gather(
+            *(deposit.complete(AnswersTogether(everyone)) for _ in range(4))
+        )
     assert set(results) == {"succeeded"}
     assert await deposit.balance() == 2500
     assert await deposit.breaches() == []
