@@ -32,8 +32,10 @@ async def test_connections_terminated_in_the_pool_are_replaced_without_an_error(
         try:
             async with killer.connect() as connection:
                 terminated = await connection.scalar(
+                    # With a timeout, each call waits until its backend has exited (true), so
+                    # the sockets are closed by the time the sleep below starts.
                     text(
-                        "SELECT count(pg_terminate_backend(pid))"
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))"
                         " FROM unnest(CAST(:pids AS int[])) AS pid"
                     ),
                     {"pids": sorted(pids)},
