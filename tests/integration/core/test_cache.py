@@ -48,7 +48,7 @@ async def test_concurrent_misses_on_a_cold_key_load_once(redis: Redis) -> None:
     async def load() -> dict[str, object]:
         nonlocal loads
         loads += 1
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # long enough for all 20 misses to join it, on a busy machine
         return {"value": 42}
 
     scope = f"test:{id(cache)}"
@@ -311,9 +311,9 @@ async def test_a_generation_outlives_the_entries_stored_under_it(redis: Redis) -
         return {"rows": list(rows)}
 
     await cache.bump(scope)  # a write long ago: generation 1
-    await redis.expire(generation_key, 1)  # ... whose key is about to expire
+    await redis.expire(generation_key, 2)  # ... whose key is about to expire
     assert await cache.get_or_load(scope, "list", load) == {"rows": ["p1"]}  # stored under g1
-    await asyncio.sleep(1.2)
+    await asyncio.sleep(2.2)
     rows.append("p2")  # a write: committed, then its scope bumped
     await cache.bump(scope)
     assert await cache.get_or_load(scope, "list", load) == {"rows": ["p1", "p2"]}
