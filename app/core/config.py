@@ -33,8 +33,10 @@ KNOWN_WEAK_SECRETS = frozenset(
 )
 
 
-# Production floors, in estimated bits (see `estimated_entropy_bits`): a random 32-character
-# hex key (128 random bits) scores ~110, `secrets.token_urlsafe(48)` ~330, "a" * 32 scores 0.
+# Production floors, in estimated bits (see `estimated_entropy_bits`): `secrets.token_urlsafe(48)`
+# (the recipe .env.example gives) scores ~330 and a 64-character hex key over 200; "password" * 4
+# scores 88 and "a" * 32 0. A 32-character hex key (128 random bits) scores ~110, but about one
+# in 200,000 of them under 90: the estimate cannot tell it from "password" * 4, so use longer.
 MIN_SECRET_KEY_BITS = 90
 MIN_ADMIN_PASSWORD_LENGTH = 16
 MIN_ADMIN_PASSWORD_BITS = 50
