@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 
 import pytest
 from httpx import AsyncClient
@@ -122,12 +123,15 @@ async def test_a_probe_flood_costs_one_check_and_one_connection(
 
 @pytest.mark.usefixtures("migrated_database")
 async def test_a_reused_result_expires(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HEALTH_CACHE_SECONDS", "0.2")
+    monkeypatch.setenv("HEALTH_CACHE_SECONDS", "0.25")
+    now = 1_000.0  # the probe's clock, moved by the test: no sleep, no race with a busy machine
+    monkeypatch.setattr(health_service, "time", SimpleNamespace(monotonic=lambda: now))
     async with started_app() as app, http_client(app) as client:
         assert (await client.get("/health/ready")).status_code == 200
+        now += 0.125
         assert (await client.get("/health/ready")).status_code == 200
         assert app.state.readiness.checks == 1
-        await asyncio.sleep(0.3)
+        now += 0.125  # 0.25 s after the check: reused no longer (binary-exact steps)
         assert (await client.get("/health/ready")).status_code == 200
         assert app.state.readiness.checks == 2
 
