@@ -20,7 +20,10 @@ services record them in the transactional outbox (app.core.outbox) and the worke
    nothing new — taskiq-redis reclaims only after a read that returned messages, so a dead
    worker's task waited for the next new task;
 3. a Redis outage is waited out inside `listen` (a warning per try, growing pauses) instead of
-   raising out of it, which ends the worker process.
+   raising out of it, which ends the worker process;
+4. at start-up, consumers that are gone are removed from the group (`prune_gone_consumers`):
+   each worker process is a consumer of a random name, so every restart and deploy would
+   otherwise leave one behind, forever.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AckableMessage, TaskiqMessage, TaskiqMiddleware, TaskiqResult
 from taskiq_redis import RedisStreamBroker
@@ -59,6 +62,25 @@ STREAM_HIGH_WATER = 10_000
 # While Redis is unreachable, the worker tries again after 0.5, 1, 2… s, at most 5 s apart.
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 5.0
+# A consumer that holds no message and has not read for an hour is a worker that is gone: a
+# live one reads every `xread_block` ms, and one whose messages wait in a full prefetch queue
+# holds them. Dead workers' messages are moved by XAUTOCLAIM after the redelivery window, so
+# this one only ever drops names. Checked and deleted in one script: a consumer cannot read a
+# message between the check and the deletion, which would drop the message with it.
+GONE_CONSUMER_IDLE_MS = 3_600_000
+_PRUNE_GONE_CONSUMERS = """
+local removed = {}
+for _, consumer in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local field = {}
+  for i = 1, #consumer, 2 do field[consumer[i]] = consumer[i + 1] end
+  if field['pending'] == 0 and field['idle'] >= tonumber(ARGV[2])
+      and field['name'] ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], field['name'])
+    removed[#removed + 1] = field['name']
+  end
+end
+return removed
+"""
 
 
 class LedgerStreamBroker(RedisStreamBroker):
@@ -73,6 +95,30 @@ class LedgerStreamBroker(RedisStreamBroker):
                 await pipe.execute()
 
         return ack
+
+    async def startup(self) -> None:
+        """Make the consumer group if it is missing, and remove the consumers that are gone."""
+        await super().startup()
+        try:
+            await self.prune_gone_consumers()
+        except RedisError as exc:  # housekeeping: never a reason not to start
+            logger.warning("broker_prune_failed", error=type(exc).__name__)
+
+    async def prune_gone_consumers(self, *, idle_ms: int = GONE_CONSUMER_IDLE_MS) -> list[str]:
+        """Remove the group's consumers that hold nothing and have not read for `idle_ms`."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            removed: list[bytes] = await redis.eval(
+                _PRUNE_GONE_CONSUMERS,
+                1,
+                self.queue_name,
+                self.consumer_group_name,
+                idle_ms,
+                self.consumer_name,
+            )
+        names = [_text(name) for name in removed]
+        if names:
+            logger.info("broker_consumers_pruned", queue=self.queue_name, count=len(names))
+        return names
 
     def _message(self, stream: bytes | str, entry_id: bytes, fields: Any) -> AckableMessage:
         return AckableMessage(

@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from taskiq import AckableMessage, BrokerMessage
 
 from app.core.broker import LedgerStreamBroker
-from tests.conftest import TEST_REDIS_URL
+from tests.conftest import TEST_REDIS_URL, LogReader
 
 IDLE_MS = 300
 
@@ -100,3 +101,73 @@ async def test_a_task_sent_before_any_worker_ever_ran_is_delivered(queue: str) -
     finally:
         await worker.shutdown()
         await sender.shutdown()
+
+
+async def _consumers(queue: str) -> dict[str, int]:
+    """The group's consumers, each with how many messages it holds."""
+    async with Redis.from_url(TEST_REDIS_URL) as redis:
+        found = await redis.xinfo_consumers(queue, f"{queue}:workers")
+    return {_name(consumer["name"]): consumer["pending"] for consumer in found}
+
+
+def _name(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+async def test_consumers_that_are_gone_are_pruned_and_no_message_with_them(queue: str) -> None:
+    broker = _broker(queue)
+    await broker.startup()
+    group = f"{queue}:workers"
+    try:
+        async with Redis.from_url(TEST_REDIS_URL) as redis:
+            await redis.xgroup_createconsumer(queue, group, "gone")  # a restarted worker's
+            await redis.xgroup_createconsumer(queue, group, broker.consumer_name)
+            await _kick(broker, b"charge")
+            # A worker that died holding a message: its name goes only once that is moved.
+            await redis.xreadgroup(group, "died-holding", {queue: ">"}, count=1)
+            await asyncio.sleep(0.5)
+            await redis.xgroup_createconsumer(queue, group, "reading")  # a live one, just now
+        assert await broker.prune_gone_consumers(idle_ms=400) == ["gone"]
+        # Itself, however long idle, and every holder stay; the message is still there.
+        assert await _consumers(queue) == {broker.consumer_name: 0, "died-holding": 1, "reading": 0}
+        redelivered = await _first(broker, within=IDLE_MS / 1000 + 5)
+        assert redelivered.data == b"charge"
+        await redelivered.ack()  # type: ignore[misc]
+        assert "died-holding" in await broker.prune_gone_consumers(idle_ms=400)
+        assert broker.consumer_name in await _consumers(queue)
+        assert await broker.backlog() == 0
+    finally:
+        await broker.shutdown()
+
+
+async def test_a_starting_worker_prunes_only_what_has_been_gone_an_hour(
+    queue: str, log_lines: LogReader
+) -> None:
+    first = _broker(queue)
+    await first.startup()
+    async with Redis.from_url(TEST_REDIS_URL) as redis:
+        await redis.xgroup_createconsumer(queue, f"{queue}:workers", "stopped-a-moment-ago")
+    await first.shutdown()
+    second = _broker(queue)
+    await second.startup()  # prunes with the default hour: a worker just stopped is kept
+    await second.shutdown()
+    assert await _consumers(queue) == {"stopped-a-moment-ago": 0}
+    assert not [line for line in log_lines() if line["event"] == "broker_consumers_pruned"]
+
+
+async def test_a_failed_prune_does_not_stop_a_worker_starting(
+    queue: str, monkeypatch: pytest.MonkeyPatch, log_lines: LogReader
+) -> None:
+    async def refused(self: LedgerStreamBroker, *, idle_ms: int = 0) -> list[str]:
+        raise ResponseError("NOPERM this user has no permissions to run the 'xgroup' command")
+
+    monkeypatch.setattr(LedgerStreamBroker, "prune_gone_consumers", refused)
+    broker = _broker(queue)
+    await broker.startup()
+    try:
+        await _kick(broker, b"still-works")
+        assert (await _first(broker, within=5)).data == b"still-works"
+    finally:
+        await broker.shutdown()
+    warnings = [line["error"] for line in log_lines() if line["event"] == "broker_prune_failed"]
+    assert warnings == ["ResponseError"]
