@@ -42,7 +42,11 @@ async def _revoke(session: AsyncSession, which: ColumnElement[bool], now: dateti
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def delete_expired(session: AsyncSession, before: datetime) -> int:
-    """Delete tokens that expired before `before` (uses ix_refresh_tokens_expires_at)."""
-    result = await session.execute(delete(RefreshToken).where(RefreshToken.expires_at < before))
+async def delete_expired(session: AsyncSession, before: datetime, *, limit: int) -> int:
+    """Delete at most `limit` tokens that expired before `before`; how many.
+
+    Found through ix_refresh_tokens_expires_at, deleted by primary key.
+    """
+    expired = select(RefreshToken.id).where(RefreshToken.expires_at < before).limit(limit)
+    result = await session.execute(delete(RefreshToken).where(RefreshToken.id.in_(expired)))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -264,9 +264,9 @@ async def set_user_active(
     )
 
 
-async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime) -> int:
-    """Delete refresh tokens past their expiry (run periodically by the scheduler)."""
-    return await repository.delete_expired(session, now)
+async def delete_expired_refresh_tokens(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Delete at most `limit` refresh tokens past their expiry (the scheduler's clean-up)."""
+    return await repository.delete_expired(session, now, limit=limit)
 
 
 async def _issue_tokens(

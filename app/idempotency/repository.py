@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, text
+from sqlalchemy import bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.idempotency.models import IdempotencyKey
@@ -107,7 +107,11 @@ async def remove(session: AsyncSession, record_id: uuid.UUID) -> None:
     await session.execute(_DELETE, {"record_id": record_id})
 
 
-async def delete_expired(session: AsyncSession, before: datetime) -> int:
-    """Delete every key that expired before `before` (uses ix_idempotency_keys_expires_at)."""
-    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at < before))
+async def delete_expired(session: AsyncSession, before: datetime, *, limit: int) -> int:
+    """Delete at most `limit` keys that expired before `before`; how many.
+
+    Found through ix_idempotency_keys_expires_at, deleted by primary key.
+    """
+    expired = select(IdempotencyKey.id).where(IdempotencyKey.expires_at < before).limit(limit)
+    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired)))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -105,6 +105,6 @@ def _render(body: dict[str, object]) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-async def delete_expired_keys(session: AsyncSession, *, now: datetime) -> int:
-    """Delete keys past their expiry (run periodically by the scheduler)."""
-    return await repository.delete_expired(session, now)
+async def delete_expired_keys(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Delete at most `limit` keys past their expiry (the scheduler's clean-up, in batches)."""
+    return await repository.delete_expired(session, now, limit=limit)

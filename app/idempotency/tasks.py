@@ -8,6 +8,7 @@ from typing import Annotated
 from taskiq import Context, TaskiqDepends
 
 from app.core.broker import TASK_TIMEOUT_SECONDS, broker
+from app.core.cleanup import delete_in_batches
 from app.core.logging import get_logger
 from app.idempotency import service as idempotency_service
 
@@ -20,8 +21,14 @@ logger = get_logger(__name__)
     schedule=[{"cron": "*/15 * * * *"}],
 )
 async def delete_expired_keys_task(context: Annotated[Context, TaskiqDepends()]) -> int:
-    """Delete the keys past their expiry (24 h by default); how many."""
-    async with context.state.sessions() as session, session.begin():
-        deleted = await idempotency_service.delete_expired_keys(session, now=datetime.now(UTC))
-    logger.info("idempotency_keys_deleted", count=deleted)
+    """Delete the keys past their expiry (24 h by default), in batches; how many."""
+    now = datetime.now(UTC)
+    deleted, more_left = await delete_in_batches(
+        context.state.sessions,
+        lambda session, limit: idempotency_service.delete_expired_keys(
+            session, now=now, limit=limit
+        ),
+        budget_seconds=TASK_TIMEOUT_SECONDS / 2,
+    )
+    logger.info("idempotency_keys_deleted", count=deleted, more_left=more_left)
     return deleted

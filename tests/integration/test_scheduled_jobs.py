@@ -7,27 +7,33 @@ stored or pickled. One real scheduler tick is tests/e2e/test_scheduler.py.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import cast
 
 from httpx import AsyncClient
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import Context
 from taskiq.schedule_sources import LabelScheduleSource
 
 from app.auth.models import RefreshToken
 from app.auth.tasks import delete_expired_refresh_tokens_task
+from app.core.cleanup import delete_in_batches
 from app.core.config import get_settings
 from app.core.models import TaskOutboxEntry
 from app.core.security import hash_refresh_token
 from app.deposits.models import Deposit
 from app.deposits.tasks import sweep_task
+from app.idempotency import repository as idempotency_repository
+from app.idempotency import service as idempotency_service
 from app.idempotency.models import IdempotencyKey
 from app.idempotency.tasks import delete_expired_keys_task
 from app.worker import scheduler
 from tests.factories import idempotency_headers, open_account, signed_in_user
+
+HOUR = timedelta(hours=1)
 
 
 async def test_every_job_has_one_cron_schedule_from_its_labels() -> None:
@@ -104,3 +110,38 @@ async def test_the_sweeper_job_reports_what_it_redrove(
         deposit = await session.get(Deposit, deposit_id)
         assert deposit is not None
         assert deposit.updated_at > datetime.now(UTC) - timedelta(minutes=1)  # touched
+
+
+async def test_a_long_backlog_is_deleted_in_batches_each_kept_when_the_budget_ends(
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    user_id = uuid.UUID((await signed_in_user(live_http)).id)
+    now = datetime.now(UTC)
+    async with sessions() as session, session.begin():
+        for number, expires_at in enumerate([now - HOUR] * 25 + [now + HOUR] * 2):
+            await idempotency_repository.add(
+                session,
+                user_id=user_id,
+                endpoint="POST /api/v1/payments",
+                key=f"backlog-{number}",
+                fingerprint="f" * 64,
+                response_status=201,
+                response_body=b"{}",
+                expires_at=expires_at,
+            )
+
+    def batch(session: AsyncSession, limit: int) -> Awaitable[int]:
+        return idempotency_service.delete_expired_keys(session, now=now, limit=limit)
+
+    async def left() -> tuple[int, int]:
+        async with sessions() as session:
+            mine = select(func.count()).where(IdempotencyKey.user_id == user_id)
+            expired = await session.scalar(mine.where(IdempotencyKey.expires_at < now))
+            return int(expired or 0), int(await session.scalar(mine) or 0) - int(expired or 0)
+
+    # The budget is spent after the first batch: that batch is committed, the rest waits.
+    assert await delete_in_batches(sessions, batch, budget_seconds=0, batch_size=10) == (10, True)
+    assert await left() == (15, 2)
+    # The next run goes on until a batch comes back short; what has not expired stays.
+    assert await delete_in_batches(sessions, batch, budget_seconds=60, batch_size=10) == (15, False)
+    assert await left() == (0, 2)
