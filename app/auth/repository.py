@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.models import RefreshToken
+from app.core.cleanup import expired_batch
 
 
 async def add_refresh_token(session: AsyncSession, token: RefreshToken) -> None:
@@ -43,10 +44,6 @@ async def _revoke(session: AsyncSession, which: ColumnElement[bool], now: dateti
 
 
 async def delete_expired(session: AsyncSession, before: datetime, *, limit: int) -> int:
-    """Delete at most `limit` tokens that expired before `before`; how many.
-
-    Found through ix_refresh_tokens_expires_at, deleted by primary key.
-    """
-    expired = select(RefreshToken.id).where(RefreshToken.expires_at < before).limit(limit)
-    result = await session.execute(delete(RefreshToken).where(RefreshToken.id.in_(expired)))
+    """Delete at most `limit` tokens that expired before `before` (ix_refresh_tokens_expires_at)."""
+    result = await session.execute(expired_batch(RefreshToken, before=before, limit=limit))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ async def delete_expired_refresh_tokens_task(context: Annotated[Context, TaskiqD
     now = datetime.now(UTC)
     deleted, more_left = await delete_in_batches(
         context.state.sessions,
-        lambda session, limit: auth_service.delete_expired_refresh_tokens(
+        lambda session, *, limit: auth_service.delete_expired_refresh_tokens(
             session, now=now, limit=limit
         ),
         budget_seconds=TASK_TIMEOUT_SECONDS / 2,

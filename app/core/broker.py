@@ -11,7 +11,7 @@ services record them in the transactional outbox (app.core.outbox) and the worke
   ever ran would be skipped.
 - JSON serialisation (taskiq's default; never pickle): task arguments are ids and numbers.
 
-`LedgerStreamBroker` changes two things of taskiq-redis 1.2.4's `RedisStreamBroker` (ADR 0026):
+`LedgerStreamBroker` changes four things of taskiq-redis 1.2.4's `RedisStreamBroker` (ADR 0026):
 1. the acknowledgement also deletes the entry (XACK + XDEL), so the stream holds only what is
    unread or running. Its length is then the real backlog, which the outbox relay keeps under
    `STREAM_HIGH_WATER` (`backlog`), far below `STREAM_MAXLEN`: the cap is never reached, so
@@ -21,9 +21,9 @@ services record them in the transactional outbox (app.core.outbox) and the worke
    worker's task waited for the next new task;
 3. a Redis outage is waited out inside `listen` (a warning per try, growing pauses) instead of
    raising out of it, which ends the worker process;
-4. at start-up, consumers that are gone are removed from the group (`prune_gone_consumers`):
-   each worker process is a consumer of a random name, so every restart and deploy would
-   otherwise leave one behind, forever.
+4. at start-up (a worker's or the scheduler's), consumers that are gone are removed from the
+   group (`prune_gone_consumers`): each worker process is a consumer of a random name, so every
+   restart and deploy would otherwise leave one behind, forever.
 """
 
 from __future__ import annotations
@@ -62,11 +62,15 @@ STREAM_HIGH_WATER = 10_000
 # While Redis is unreachable, the worker tries again after 0.5, 1, 2… s, at most 5 s apart.
 RECONNECT_FIRST_SECONDS = 0.5
 RECONNECT_MAX_SECONDS = 5.0
-# A consumer that holds no message and has not read for an hour is a worker that is gone: a
-# live one reads every `xread_block` ms, and one whose messages wait in a full prefetch queue
-# holds them. Dead workers' messages are moved by XAUTOCLAIM after the redelivery window, so
-# this one only ever drops names. Checked and deleted in one script: a consumer cannot read a
-# message between the check and the deletion, which would drop the message with it.
+# A consumer that holds no message and has not read for an hour is taken for a worker that is
+# gone. From Redis 7.2, `idle` counts from a consumer's last read *attempt*, and a live worker
+# tries every `xread_block` ms; before 7.2 (Debian's 7.0, which `make run` may embed), it counts
+# from the last read that returned messages, so a live worker that had nothing to do for an hour
+# is dropped too. That is harmless: it holds nothing, and its next read that returns a message
+# makes it again (a read blocked meanwhile still gets that message). Dead workers' messages are
+# moved by XAUTOCLAIM after the redelivery window, and one whose messages wait in a full
+# prefetch queue holds them: only names are ever dropped. Checked and deleted in one script, so
+# no consumer can read a message between the check and the deletion (it would go with it).
 GONE_CONSUMER_IDLE_MS = 3_600_000
 _PRUNE_GONE_CONSUMERS = """
 local removed = {}
@@ -97,14 +101,17 @@ class LedgerStreamBroker(RedisStreamBroker):
         return ack
 
     async def startup(self) -> None:
-        """Make the consumer group if it is missing, and remove the consumers that are gone."""
+        """Make the consumer group if it is missing, and remove the consumers that are gone.
+
+        Run by every worker and by the scheduler as they start; never by the API.
+        """
         await super().startup()
         try:
-            await self.prune_gone_consumers()
+            await self.prune_gone_consumers(idle_ms=GONE_CONSUMER_IDLE_MS)
         except RedisError as exc:  # housekeeping: never a reason not to start
             logger.warning("broker_prune_failed", error=type(exc).__name__)
 
-    async def prune_gone_consumers(self, *, idle_ms: int = GONE_CONSUMER_IDLE_MS) -> list[str]:
+    async def prune_gone_consumers(self, *, idle_ms: int) -> list[str]:
         """Remove the group's consumers that hold nothing and have not read for `idle_ms`."""
         async with Redis(connection_pool=self.connection_pool) as redis:
             removed: list[bytes] = await redis.eval(

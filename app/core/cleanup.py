@@ -10,14 +10,43 @@ time budget is spent, leaving the rest to the next run.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Protocol
 
+from sqlalchemy import Delete, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.core.db import Base
 
 # Rows per transaction: each a short statement on the expiry index (tens of milliseconds).
 CLEANUP_BATCH = 5_000
 
-DeleteBatch = Callable[[AsyncSession, int], Awaitable[int]]
+
+class DeleteBatch(Protocol):
+    """One batch of a clean-up."""
+
+    def __call__(self, session: AsyncSession, *, limit: int) -> Awaitable[int]:
+        """Delete at most `limit` rows in the session's transaction; how many."""
+        ...
+
+
+def expired_batch(model: type[Base], *, before: datetime, limit: int) -> Delete:
+    """The statement deleting at most `limit` rows whose `expires_at` is before `before`.
+
+    Oldest first through the table's index on `expires_at`, deleted by primary key (`id`); rows
+    another transaction holds (a request removing the key it found expired) are skipped, not
+    waited for: a later batch or run takes them.
+    """
+    table = model.__table__
+    expired = (
+        select(table.c.id)
+        .where(table.c.expires_at < before)
+        .order_by(table.c.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return delete(model).where(table.c.id.in_(expired))
 
 
 async def delete_in_batches(
@@ -27,16 +56,15 @@ async def delete_in_batches(
     budget_seconds: float,
     batch_size: int = CLEANUP_BATCH,
 ) -> tuple[int, bool]:
-    """Run `delete_batch(session, batch_size)` until it deletes fewer rows or the budget is spent.
+    """Delete batch after batch until one comes back short or the budget is spent.
 
-    `delete_batch` deletes at most that many rows and says how many. At least one batch runs.
-    Returns the rows deleted and whether some may be left (the budget ran out first).
+    At least one batch runs. Returns the rows deleted, and whether some may be left.
     """
     deadline = time.monotonic() + budget_seconds
     deleted = 0
     while True:
         async with sessions() as session, session.begin():
-            count = await delete_batch(session, batch_size)
+            count = await delete_batch(session, limit=batch_size)
         deleted += count
         if count < batch_size:
             return deleted, False

@@ -10,9 +10,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, insert, select, text
+from sqlalchemy import bindparam, delete, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.cleanup import expired_batch
 from app.idempotency.models import IdempotencyKey
 
 # The database's `idempotency_claim` (migration 7c3d2e9f1a54): the key's advisory lock and,
@@ -108,10 +109,6 @@ async def remove(session: AsyncSession, record_id: uuid.UUID) -> None:
 
 
 async def delete_expired(session: AsyncSession, before: datetime, *, limit: int) -> int:
-    """Delete at most `limit` keys that expired before `before`; how many.
-
-    Found through ix_idempotency_keys_expires_at, deleted by primary key.
-    """
-    expired = select(IdempotencyKey.id).where(IdempotencyKey.expires_at < before).limit(limit)
-    result = await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id.in_(expired)))
+    """Delete at most `limit` keys that expired before `before` (ix_idempotency_keys_expires_at)."""
+    result = await session.execute(expired_batch(IdempotencyKey, before=before, limit=limit))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ async def delete_expired_keys_task(context: Annotated[Context, TaskiqDepends()])
     now = datetime.now(UTC)
     deleted, more_left = await delete_in_batches(
         context.state.sessions,
-        lambda session, limit: idempotency_service.delete_expired_keys(
+        lambda session, *, limit: idempotency_service.delete_expired_keys(
             session, now=now, limit=limit
         ),
         budget_seconds=TASK_TIMEOUT_SECONDS / 2,

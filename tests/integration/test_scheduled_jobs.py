@@ -12,16 +12,19 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import cast
 
+import pytest
 from httpx import AsyncClient
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from taskiq import Context
 from taskiq.schedule_sources import LabelScheduleSource
 
 from app.auth.models import RefreshToken
 from app.auth.tasks import delete_expired_refresh_tokens_task
-from app.core.cleanup import delete_in_batches
+from app.core.cleanup import CLEANUP_BATCH, delete_in_batches, expired_batch
 from app.core.config import get_settings
+from app.core.db import Base
 from app.core.models import TaskOutboxEntry
 from app.core.security import hash_refresh_token
 from app.deposits.models import Deposit
@@ -130,7 +133,7 @@ async def test_a_long_backlog_is_deleted_in_batches_each_kept_when_the_budget_en
                 expires_at=expires_at,
             )
 
-    def batch(session: AsyncSession, limit: int) -> Awaitable[int]:
+    def batch(session: AsyncSession, *, limit: int) -> Awaitable[int]:
         return idempotency_service.delete_expired_keys(session, now=now, limit=limit)
 
     async def left() -> tuple[int, int]:
@@ -145,3 +148,16 @@ async def test_a_long_backlog_is_deleted_in_batches_each_kept_when_the_budget_en
     # The next run goes on until a batch comes back short; what has not expired stays.
     assert await delete_in_batches(sessions, batch, budget_seconds=60, batch_size=10) == (15, False)
     assert await left() == (0, 2)
+
+
+@pytest.mark.parametrize("model", [IdempotencyKey, RefreshToken], ids=lambda m: m.__tablename__)
+async def test_a_clean_up_batch_is_found_through_the_expiry_index(
+    session: AsyncSession, model: type[Base]
+) -> None:
+    statement = expired_batch(model, before=datetime.now(UTC), limit=CLEANUP_BATCH)
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[no-untyped-call]
+    sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    await session.execute(text("SET LOCAL enable_seqscan = off"))  # tables of a few rows here
+    plan = "\n".join((await session.execute(text(f"EXPLAIN {sql}"))).scalars().all())
+    assert f"ix_{model.__tablename__}_expires_at" in plan, plan
+    assert "LockRows" in plan  # the batch's rows are locked, skipping those already held

@@ -1,11 +1,11 @@
-"""The clean-up of expired refresh tokens deletes only expired rows, through its index."""
+"""The clean-up of expired refresh tokens deletes only expired rows."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import service as auth_service
@@ -34,16 +34,3 @@ async def test_only_expired_tokens_are_deleted(client: AsyncClient, session: Asy
         )
         == 0
     )
-
-
-# The shape of `auth.repository.delete_expired`'s statement: one batch, found by expiry.
-_BATCH_DELETE = (
-    "DELETE FROM refresh_tokens WHERE id IN "
-    "(SELECT id FROM refresh_tokens WHERE expires_at < now() LIMIT 5000)"
-)
-
-
-async def test_the_clean_up_query_can_use_the_expiry_index(session: AsyncSession) -> None:
-    await session.execute(text("SET LOCAL enable_seqscan = off"))
-    plan = (await session.execute(text(f"EXPLAIN {_BATCH_DELETE}"))).scalars().all()
-    assert "ix_refresh_tokens_expires_at" in "\n".join(plan)

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 from taskiq import AckableMessage, BrokerMessage
 
-from app.core.broker import LedgerStreamBroker
+from app.core import broker as broker_module
+from app.core.broker import GONE_CONSUMER_IDLE_MS, LedgerStreamBroker
 from tests.conftest import TEST_REDIS_URL, LogReader
 
 IDLE_MS = 300
@@ -125,40 +126,44 @@ async def test_consumers_that_are_gone_are_pruned_and_no_message_with_them(queue
             await _kick(broker, b"charge")
             # A worker that died holding a message: its name goes only once that is moved.
             await redis.xreadgroup(group, "died-holding", {queue: ">"}, count=1)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.5)
             await redis.xgroup_createconsumer(queue, group, "reading")  # a live one, just now
-        assert await broker.prune_gone_consumers(idle_ms=400) == ["gone"]
+        assert await broker.prune_gone_consumers(idle_ms=1_000) == ["gone"]
         # Itself, however long idle, and every holder stay; the message is still there.
         assert await _consumers(queue) == {broker.consumer_name: 0, "died-holding": 1, "reading": 0}
         redelivered = await _first(broker, within=IDLE_MS / 1000 + 5)
         assert redelivered.data == b"charge"
         await redelivered.ack()  # type: ignore[misc]
-        assert "died-holding" in await broker.prune_gone_consumers(idle_ms=400)
+        assert "died-holding" in await broker.prune_gone_consumers(idle_ms=1_000)
         assert broker.consumer_name in await _consumers(queue)
         assert await broker.backlog() == 0
     finally:
         await broker.shutdown()
 
 
-async def test_a_starting_worker_prunes_only_what_has_been_gone_an_hour(
-    queue: str, log_lines: LogReader
+async def test_a_starting_worker_prunes_what_has_been_gone_for_the_bound(
+    queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _broker(queue)
     await first.startup()
     async with Redis.from_url(TEST_REDIS_URL) as redis:
-        await redis.xgroup_createconsumer(queue, f"{queue}:workers", "stopped-a-moment-ago")
+        await redis.xgroup_createconsumer(queue, f"{queue}:workers", "stopped")
     await first.shutdown()
-    second = _broker(queue)
-    await second.startup()  # prunes with the default hour: a worker just stopped is kept
-    await second.shutdown()
-    assert await _consumers(queue) == {"stopped-a-moment-ago": 0}
-    assert not [line for line in log_lines() if line["event"] == "broker_consumers_pruned"]
+    await asyncio.sleep(1.5)
+    for bound_ms, left in [(GONE_CONSUMER_IDLE_MS, {"stopped": 0}), (1_000, {})]:
+        # The default, an hour: a worker stopped a moment ago is kept. A bound it has passed:
+        # the next start removes it.
+        monkeypatch.setattr(broker_module, "GONE_CONSUMER_IDLE_MS", bound_ms)
+        starting = _broker(queue)
+        await starting.startup()
+        await starting.shutdown()
+        assert await _consumers(queue) == left
 
 
 async def test_a_failed_prune_does_not_stop_a_worker_starting(
     queue: str, monkeypatch: pytest.MonkeyPatch, log_lines: LogReader
 ) -> None:
-    async def refused(self: LedgerStreamBroker, *, idle_ms: int = 0) -> list[str]:
+    async def refused(self: LedgerStreamBroker, *, idle_ms: int) -> list[str]:
         raise ResponseError("NOPERM this user has no permissions to run the 'xgroup' command")
 
     monkeypatch.setattr(LedgerStreamBroker, "prune_gone_consumers", refused)
