@@ -159,5 +159,6 @@ async def test_a_clean_up_batch_is_found_through_the_expiry_index(
     sql = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     await session.execute(text("SET LOCAL enable_seqscan = off"))  # tables of a few rows here
     plan = "\n".join((await session.execute(text(f"EXPLAIN {sql}"))).scalars().all())
-    assert f"ix_{model.__tablename__}_expires_at" in plan, plan
-    assert "LockRows" in plan  # the batch's rows are locked, skipping those already held
+    assert f"ix_{model.__tablename__}_expires_at" in plan, plan  # the batch, oldest first
+    assert "LockRows" in plan  # its rows locked, skipping those already held
+    assert "Index Cond: (id = ANY" in plan  # then deleted by primary key, no scan of the table
