@@ -39,13 +39,14 @@ CREATE TABLE keys (
 );
 CREATE INDEX ix_keys_expires_at ON keys (expires_at);
 """
-# $1 rows expired one second apart, then $2 rows that expire in the next hours.
+# $1 rows expired one second apart, then $2 rows that expire from tomorrow on.
 FILL = """
 INSERT INTO keys (user_id, body, expires_at)
 SELECT gen_random_uuid(), convert_to(repeat('x', 120), 'UTF8'), now() - i * interval '1 second'
 FROM generate_series(1, $1) AS i
 UNION ALL
-SELECT gen_random_uuid(), convert_to(repeat('x', 120), 'UTF8'), now() + i * interval '1 second'
+SELECT gen_random_uuid(), convert_to(repeat('x', 120), 'UTF8'),
+       now() + interval '1 day' + i * interval '1 second'
 FROM generate_series(1, $2) AS i
 """
 ONE_DELETE = "DELETE FROM keys WHERE expires_at < now()"

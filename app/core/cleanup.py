@@ -5,6 +5,11 @@ workers were away for days, or at scale, it is millions of rows in one transacti
 the task's timeout, is cancelled, rolls back, and the next run tries the same again, so the
 table never shrinks. In batches, every batch that finished stays done, and a run stops when its
 time budget is spent, leaving the rest to the next run.
+
+The price, measured with `bench/cleanup_batches.py` (300,000 expired rows beside 300,000 live
+ones): one DELETE took 0.34 s; batches of 5,000 took 2.09 s in all, the longest 43 ms. Deleting
+row by row through the primary key costs about six to eight times a sequential delete, so a
+run's budget (15 s with the default redelivery window) clears some two million rows.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ def expired_batch(model: type[Base], *, before: datetime, limit: int) -> Delete:
 
     Oldest first through the table's index on `expires_at`; rows another transaction holds (a
     request removing the key it found expired) are skipped, not waited for. Deleted by primary
-    key as `id = ANY(ARRAY(…))`: with `id IN (…)` PostgreSQL hash-joins the batch against a scan
-    of the whole table, so every batch costs the table's size (`bench/cleanup_batches.py`).
+    key as `id = ANY(ARRAY(…))`, a plan that does not depend on the table's size. With
+    `id IN (…)` the planner may hash-join the batch against a scan of the whole table instead:
+    in the measurement above it did, 7.12 s in all and 259 ms for the longest batch.
     """
     table = model.__table__
     expired = (
