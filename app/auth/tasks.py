@@ -10,9 +10,6 @@ from taskiq import Context, TaskiqDepends
 from app.auth import service as auth_service
 from app.core.broker import TASK_TIMEOUT_SECONDS, broker
 from app.core.cleanup import delete_in_batches
-from app.core.logging import get_logger
-
-logger = get_logger(__name__)
 
 
 @broker.task(
@@ -22,13 +19,11 @@ logger = get_logger(__name__)
 )
 async def delete_expired_refresh_tokens_task(context: Annotated[Context, TaskiqDepends()]) -> int:
     """Delete the refresh tokens past their expiry, in batches; how many."""
-    now = datetime.now(UTC)
-    deleted, more_left = await delete_in_batches(
+    deleted, _ = await delete_in_batches(
         context.state.sessions,
-        lambda session, *, limit: auth_service.delete_expired_refresh_tokens(
-            session, now=now, limit=limit
-        ),
+        auth_service.delete_expired_refresh_tokens,
+        now=datetime.now(UTC),
         budget_seconds=TASK_TIMEOUT_SECONDS / 2,
+        event="refresh_tokens_deleted",
     )
-    logger.info("refresh_tokens_deleted", count=deleted, more_left=more_left)
     return deleted

@@ -23,16 +23,19 @@ from sqlalchemy import Delete, any_, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.core.db import Base
+from app.core.logging import get_logger
+
+logger = get_logger(__name__)
 
 # Rows per transaction: each a short statement on the expiry index (tens of milliseconds).
 CLEANUP_BATCH = 5_000
 
 
-class DeleteBatch(Protocol):
-    """One batch of a clean-up."""
+class DeleteExpired(Protocol):
+    """A module's service that deletes one batch of its expired rows."""
 
-    def __call__(self, session: AsyncSession, *, limit: int) -> Awaitable[int]:
-        """Delete at most `limit` rows in the session's transaction; how many."""
+    def __call__(self, session: AsyncSession, *, now: datetime, limit: int) -> Awaitable[int]:
+        """Delete at most `limit` rows expired before `now`, in the session's transaction."""
         ...
 
 
@@ -58,22 +61,25 @@ def expired_batch(model: type[Base], *, before: datetime, limit: int) -> Delete:
 
 async def delete_in_batches(
     sessions: async_sessionmaker[AsyncSession],
-    delete_batch: DeleteBatch,
+    delete_expired: DeleteExpired,
     *,
+    now: datetime,
     budget_seconds: float,
+    event: str,
     batch_size: int = CLEANUP_BATCH,
 ) -> tuple[int, bool]:
     """Delete batch after batch until one comes back short or the budget is spent.
 
-    At least one batch runs. Returns the rows deleted, and whether some may be left.
+    At least one batch runs. Logs `event` with the count and whether some may be left, and
+    returns both.
     """
     deadline = time.monotonic() + budget_seconds
     deleted = 0
     while True:
         async with sessions() as session, session.begin():
-            count = await delete_batch(session, limit=batch_size)
+            count = await delete_expired(session, now=now, limit=batch_size)
         deleted += count
-        if count < batch_size:
-            return deleted, False
-        if time.monotonic() >= deadline:
-            return deleted, True
+        if count < batch_size or time.monotonic() >= deadline:
+            more_left = count == batch_size
+            logger.info(event, count=deleted, more_left=more_left)
+            return deleted, more_left

@@ -9,10 +9,7 @@ from taskiq import Context, TaskiqDepends
 
 from app.core.broker import TASK_TIMEOUT_SECONDS, broker
 from app.core.cleanup import delete_in_batches
-from app.core.logging import get_logger
 from app.idempotency import service as idempotency_service
-
-logger = get_logger(__name__)
 
 
 @broker.task(
@@ -22,13 +19,11 @@ logger = get_logger(__name__)
 )
 async def delete_expired_keys_task(context: Annotated[Context, TaskiqDepends()]) -> int:
     """Delete the keys past their expiry (24 h by default), in batches; how many."""
-    now = datetime.now(UTC)
-    deleted, more_left = await delete_in_batches(
+    deleted, _ = await delete_in_batches(
         context.state.sessions,
-        lambda session, *, limit: idempotency_service.delete_expired_keys(
-            session, now=now, limit=limit
-        ),
+        idempotency_service.delete_expired_keys,
+        now=datetime.now(UTC),
         budget_seconds=TASK_TIMEOUT_SECONDS / 2,
+        event="idempotency_keys_deleted",
     )
-    logger.info("idempotency_keys_deleted", count=deleted, more_left=more_left)
     return deleted

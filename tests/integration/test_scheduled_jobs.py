@@ -7,8 +7,8 @@ stored or pickled. One real scheduler tick is tests/e2e/test_scheduler.py.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import SimpleNamespace
 from typing import cast
 
@@ -34,6 +34,7 @@ from app.idempotency import service as idempotency_service
 from app.idempotency.models import IdempotencyKey
 from app.idempotency.tasks import delete_expired_keys_task
 from app.worker import scheduler
+from tests.conftest import LogReader
 from tests.factories import idempotency_headers, open_account, signed_in_user
 
 HOUR = timedelta(hours=1)
@@ -116,7 +117,7 @@ async def test_the_sweeper_job_reports_what_it_redrove(
 
 
 async def test_a_long_backlog_is_deleted_in_batches_each_kept_when_the_budget_ends(
-    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession]
+    live_http: AsyncClient, sessions: async_sessionmaker[AsyncSession], log_lines: LogReader
 ) -> None:
     user_id = uuid.UUID((await signed_in_user(live_http)).id)
     now = datetime.now(UTC)
@@ -133,9 +134,6 @@ async def test_a_long_backlog_is_deleted_in_batches_each_kept_when_the_budget_en
                 expires_at=expires_at,
             )
 
-    def batch(session: AsyncSession, *, limit: int) -> Awaitable[int]:
-        return idempotency_service.delete_expired_keys(session, now=now, limit=limit)
-
     async def left() -> tuple[int, int]:
         async with sessions() as session:
             mine = select(func.count()).where(IdempotencyKey.user_id == user_id)
@@ -143,11 +141,24 @@ async def test_a_long_backlog_is_deleted_in_batches_each_kept_when_the_budget_en
             return int(expired or 0), int(await session.scalar(mine) or 0) - int(expired or 0)
 
     # The budget is spent after the first batch: that batch is committed, the rest waits.
-    assert await delete_in_batches(sessions, batch, budget_seconds=0, batch_size=10) == (10, True)
+    batches = partial(
+        delete_in_batches,
+        sessions,
+        idempotency_service.delete_expired_keys,
+        now=now,
+        event="test_keys_deleted",
+        batch_size=10,
+    )
+    assert await batches(budget_seconds=0) == (10, True)
     assert await left() == (15, 2)
     # The next run goes on until a batch comes back short; what has not expired stays.
-    assert await delete_in_batches(sessions, batch, budget_seconds=60, batch_size=10) == (15, False)
+    assert await batches(budget_seconds=60) == (15, False)
     assert await left() == (0, 2)
+    assert [
+        (line["count"], line["more_left"])
+        for line in log_lines()
+        if line["event"] == "test_keys_deleted"
+    ] == [(10, True), (15, False)]
 
 
 @pytest.mark.parametrize("model", [IdempotencyKey, RefreshToken], ids=lambda m: m.__tablename__)

@@ -106,13 +106,9 @@ async def test_a_task_sent_before_any_worker_ever_ran_is_delivered(queue: str) -
 
 async def _consumers(queue: str) -> dict[str, int]:
     """The group's consumers, each with how many messages it holds."""
-    async with Redis.from_url(TEST_REDIS_URL) as redis:
+    async with Redis.from_url(TEST_REDIS_URL, decode_responses=True) as redis:
         found = await redis.xinfo_consumers(queue, f"{queue}:workers")
-    return {_name(consumer["name"]): consumer["pending"] for consumer in found}
-
-
-def _name(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+    return {consumer["name"]: consumer["pending"] for consumer in found}
 
 
 async def test_consumers_that_are_gone_are_pruned_and_no_message_with_them(queue: str) -> None:
